@@ -1,0 +1,43 @@
+# The two set-up commands: `make run` and `make test`. Both create .venv and install into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+DB ?= picorigin-data
+
+.PHONY: run test bench install-run install-test install-bench debian-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+install-run: $(PY)
+	$(PIP) install -e '.[demo]'
+
+install-test: $(PY) debian-test
+	$(PIP) install -e '.[test]'
+
+install-bench: $(PY)
+	$(PIP) install -e '.[bench,test]'
+	$(PIP) install --no-deps 'image-match==1.1.2'
+
+# Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
+DEBIAN_TEST_PACKAGES :=
+debian-test:
+	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install-run
+	$(VENV)/bin/picorigin demo --db $(DB) --out demo-images
+
+test: install-test
+	$(PY) -m pytest -q
+
+bench: install-bench
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DB) demo-images build *.egg-info

@@ -1,0 +1,268 @@
+"""The ``picorigin`` command: thin click commands over ``Engine``; tables for people, --json for
+programs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ._engine import Engine, default_data_folder
+from ._errors import PicoriginError
+from ._models import KINDS, IndexReport, SearchResult
+from ._settings import SETTINGS
+
+__all__ = ["cli", "main"]
+
+
+def _parse_settings(values: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--setting")
+        settings[name.strip()] = value
+    return settings
+
+
+def engine_command(func: Callable) -> Callable:
+    """Give a command ``--db`` and ``--setting`` and pass it an open Engine."""
+
+    @click.option(
+        "--db",
+        "db",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data folder [default: $PICORIGIN_DB, else ./picorigin-data].",
+    )
+    @click.option(
+        "--setting",
+        "-s",
+        "settings",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override a setting (see `picorigin settings`); repeatable.",
+    )
+    @functools.wraps(func)
+    def wrapper(db: Path | None, settings: tuple[str, ...], **kwargs: Any) -> Any:
+        try:
+            engine = Engine(db or default_data_folder(), settings=_parse_settings(settings))
+        except PicoriginError as error:
+            raise click.ClickException(str(error)) from None
+        with engine:
+            return func(engine, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="picorigin")
+def cli() -> None:
+    """picorigin: find where an image came from and every copy of it.
+
+    Index folders, files, URLs and list files, then search with an image. Everything lives in one
+    data folder (SQLite catalog + FAISS index files).
+    """
+
+
+class _Progress:
+    """A one-line progress bar with rate and ETA, drawn only on a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.started = time.monotonic()
+        self.first_done: int | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.first_done is None:
+            self.first_done = done  # skipped files are not part of the rate
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = (done - self.first_done) / elapsed
+        left = (total - done) / rate if rate > 0 else 0
+        width = 30
+        filled = int(width * done / total) if total else width
+        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if rate > 0 else "--:--:--"
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+            f"  {rate:6.1f} img/s  ETA {eta} "
+        )
+        self.stream.flush()
+        if done >= total:
+            self.stream.write("\n")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--workers", "-w", type=int, default=None, help="Processes [default: one per core].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@engine_command
+def index(engine: Engine, sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
+    """Index images from files, folders (recursive), http(s) URLs and text files listing them.
+
+    Re-running resumes: files already indexed (same path, size and time) are skipped unread.
+    Exits with status 1 when some sources failed; each is listed with its reason.
+    """
+    report = engine.index(sources, workers=workers, progress=_Progress())
+    _print_report(report, as_json)
+    if report.failed:
+        sys.exit(1)
+
+
+def _print_report(report: IndexReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    for source, reason in report.failed:
+        click.echo(f"failed: {source}: {reason}", err=True)
+    rate = report.indexed / report.seconds if report.seconds else 0.0
+    click.echo(
+        f"indexed {report.indexed}, skipped {report.skipped}, failed {len(report.failed)}"
+        f" in {report.seconds:.1f} s ({rate:.1f} images/s)"
+    )
+
+
+@cli.command()
+@click.argument("queries", nargs=-1, required=True)
+@click.option("-k", type=int, default=10, show_default=True, help="Most matches per query.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(KINDS),
+    help="Only matches of this kind; repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query, one per line.")
+@engine_command
+def search(
+    engine: Engine, queries: tuple[str, ...], k: int, kinds: tuple[str, ...], as_json: bool
+) -> None:
+    """Find copies of each query image (a path or an http(s) URL).
+
+    Exits with status 1 when a query could not be read.
+    """
+    failed = False
+    for query in queries:
+        try:
+            result = engine.search(query, k=k, kinds=kinds or None)
+        except PicoriginError as error:
+            failed = True
+            if as_json:
+                click.echo(json.dumps({"query": query, "error": str(error)}))
+            else:
+                click.echo(f"error: {error}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps(result.to_dict()))
+        else:
+            _print_result(result)
+    if failed:
+        sys.exit(1)
+
+
+def _print_result(result: SearchResult) -> None:
+    click.secho(
+        f"{result.query}  ({result.width}x{result.height}, {result.elapsed_ms:.1f} ms)", bold=True
+    )
+    if not result.copies:
+        click.echo("  no copies found")
+    if not result.matches:
+        return
+    click.echo(f"  {'kind':<15}{'score':>6}  {'orientation':<14}{'size':>11}  {'id':>6}  uri")
+    for match in result.matches:
+        size = f"{match.width}x{match.height}"
+        larger = "+" if match.larger_than_query else " "
+        click.echo(
+            f"  {match.kind:<15}{match.score:>6.3f}  {match.orientation or '-':<14}"
+            f"{size:>11}{larger} {match.id:>6}  {match.uri}"
+        )
+
+
+@cli.command()
+@click.argument("image_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@engine_command
+def info(engine: Engine, image_id: int, as_json: bool) -> None:
+    """Show everything known about an indexed image."""
+    try:
+        record = engine.info(image_id)
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    click.echo(f"image {record['id']}: {record['width']}x{record['height']} {record['format']}, "
+               f"{record['byte_size']} bytes, added {record['added_at']}")
+    click.echo(f"  sha256 {record['sha256']}")
+    for name, value in sorted(record["metadata"].items()):
+        click.echo(f"  {name}: {value}")
+    for location in record["locations"]:
+        removed = f", removed {location['removed_at']}" if location["removed_at"] else ""
+        page = f" on {location['page_url']}" if location["page_url"] else ""
+        click.echo(f"  seen at {location['uri']}{page} "
+                   f"({location['first_seen']} .. {location['last_seen']}{removed})")
+
+
+@cli.command()
+@click.argument("image_ids", type=int, nargs=-1, required=True)
+@engine_command
+def remove(engine: Engine, image_ids: tuple[int, ...]) -> None:
+    """Remove indexed images (their locations and signals too)."""
+    for image_id in image_ids:
+        try:
+            engine.remove(image_id)
+        except PicoriginError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"removed {image_id}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@engine_command
+def stats(engine: Engine, as_json: bool) -> None:
+    """Counts and sizes of the collection."""
+    figures = engine.stats()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    click.echo(f"data folder   {figures['data_folder']}")
+    click.echo(f"images        {figures['images']}")
+    click.echo(f"locations     {figures['locations']}")
+    click.echo(f"disk          {figures['disk_bytes'] / 1e6:.1f} MB")
+    index = figures["index"]
+    click.echo(f"index         {index['backend']}, {index['fingerprints']} fingerprints, "
+               f"{index['memory_bytes'] / 1e6:.1f} MB in RAM")
+
+
+@cli.command()
+def settings() -> None:
+    """List every setting with its default; set one with -s NAME=VALUE or PICORIGIN_<NAME>."""
+    for setting in SETTINGS:
+        click.echo(f"{setting.name} = {setting.default!r}  ({setting.type.__name__})")
+        click.echo(f"    {setting.help}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-images"),
+              show_default=True, help="Where to write the demo photos.")
+@engine_command
+def demo(engine: Engine, out: Path) -> None:
+    """Index a small demo collection of real photos, then search with edited copies of them."""
+    from ._demo import make_demo
+
+    collection, queries = make_demo(out)
+    report = engine.index([str(p) for p in collection], progress=_Progress())
+    _print_report(report, as_json=False)
+    for query in queries:
+        _print_result(engine.search(str(query), k=3))
+
+
+def main() -> None:
+    cli(prog_name="picorigin")

@@ -1,0 +1,26 @@
+"""Shared fixtures: real photos from scikit-image's sample data, written as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import PHOTOS, UNKNOWN, photo
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """A folder with each of PHOTOS as a JPEG."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name in PHOTOS:
+        photo(name).save(folder / f"{name}.jpg", quality=90)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def unknown_dir(tmp_path_factory) -> Path:
+    """A folder with photos that are never indexed."""
+    folder = tmp_path_factory.mktemp("unknown")
+    for name in UNKNOWN:
+        photo(name).save(folder / f"{name}.jpg", quality=90)
+    return folder

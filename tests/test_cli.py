@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from helpers import PHOTOS, jpeg_bytes, photo
+
+from picorigin._cli import cli
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PICORIGIN_DB", str(tmp_path / "db"))
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_index_then_search_json_one_line_per_query(run, photo_dir, tmp_path):
+    result = run("index", photo_dir, "-w", "1")
+    assert result.exit_code == 0, result.output
+    assert f"indexed {len(PHOTOS)}, skipped 0, failed 0" in result.output
+    query = tmp_path / "q.jpg"
+    query.write_bytes(jpeg_bytes(photo("rocket").rotate(180), 30))
+    result = run("search", "--json", query, photo_dir / "coffee.jpg")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["query"] for line in lines] == [str(query), str(photo_dir / "coffee.jpg")]
+    assert lines[0]["matches"][0]["kind"] == "near_duplicate"
+    assert lines[0]["matches"][0]["orientation"] == "rot180"
+    assert lines[1]["matches"][0]["kind"] == "exact"
+
+
+def test_readable_table_and_no_copies(run, photo_dir, unknown_dir):
+    run("index", photo_dir, "-w", "1")
+    result = run("search", photo_dir / "chelsea.jpg", unknown_dir / "moon.jpg")
+    assert "exact" in result.output and "chelsea.jpg" in result.output
+    assert "no copies found" in result.output
+
+
+def test_failures_are_listed_and_set_the_exit_status(run, tmp_path, photo_dir):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "good.jpg").write_bytes((photo_dir / "rocket.jpg").read_bytes())
+    (bad / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = run("index", bad)
+    assert result.exit_code == 1
+    assert "bad.jpg" in result.output and "indexed 1, skipped 0, failed 1" in result.output
+    result = run("search", "--json", bad / "bad.jpg")
+    assert result.exit_code == 1
+    assert "error" in json.loads(result.output)
+
+
+def test_info_remove_stats(run, photo_dir):
+    run("index", photo_dir, "-w", "1")
+    found = json.loads(run("search", "--json", photo_dir / "astronaut.jpg").output)
+    image_id = found["matches"][0]["id"]
+    info = json.loads(run("info", "--json", image_id).output)
+    assert info["width"] == 512 and info["uris"][0].endswith("astronaut.jpg")
+    assert "astronaut.jpg" in run("info", image_id).output
+    stats = json.loads(run("stats", "--json").output)
+    assert stats["images"] == len(PHOTOS)
+    assert run("remove", image_id).exit_code == 0
+    assert json.loads(run("stats", "--json").output)["images"] == len(PHOTOS) - 1
+    missing = run("info", image_id)
+    assert missing.exit_code == 1 and "no indexed image" in missing.output
+
+
+def test_db_option_and_settings(tmp_path, photo_dir):
+    runner = CliRunner()
+    db = tmp_path / "explicit"
+    result = runner.invoke(cli, ["index", str(photo_dir), "--db", str(db), "-s", "workers=1"])
+    assert result.exit_code == 0 and (db / "catalog.sqlite").exists()
+    bad = runner.invoke(cli, ["stats", "--db", str(db), "-s", "nonsense=1"])
+    assert bad.exit_code == 1 and "unknown setting" in bad.output
+    listing = runner.invoke(cli, ["settings"])
+    assert "near_duplicate_distance" in listing.output
+
+
+def test_python_dash_m(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "picorigin", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "search" in done.stdout and "index" in done.stdout
