@@ -472,10 +472,20 @@ class Engine:
             found[image_id] = ("exact", 1.0, 0, identity)
 
         radius = int(self.settings["near_duplicate_distance"])
-        coeffs = fingerprint.coefficients(decoded.image)
-        probes = fingerprint.probes(coeffs)
-        with self._lock:
-            hits = self._index.search(np.stack([code for _, code in probes]), radius)
+        variants = fingerprint.query_coefficients(decoded.image)
+        first = [fingerprint.probes(coeffs) for coeffs in variants]
+        probes = [probe for probes_of_variant in first for probe in probes_of_variant]
+        hits = self._search_index(probes, radius)
+        if not hits:
+            # The canonical orientation can be misjudged on a heavily edited copy (0.5 % of the
+            # benchmark's): before answering "no copy", try every other orientation.
+            probes = [
+                (g, code)
+                for coeffs, tried in zip(variants, first)
+                for g, code in fingerprint.probes(coeffs, exhaustive=True)
+                if g not in {element for element, _ in tried}
+            ]
+            hits = self._search_index(probes, radius)
         for row, image_id, distance in hits:
             previous = found.get(image_id)
             if previous is not None and (previous[0] == "exact" or previous[2] <= distance):
@@ -509,6 +519,12 @@ class Engine:
             height=decoded.height,
             stages=["exact", "fingerprint"],
         )
+
+    def _search_index(self, probes, radius: int) -> list[tuple[int, int, int]]:
+        if not probes:
+            return []
+        with self._lock:
+            return self._index.search(np.stack([code for _, code in probes]), radius)
 
     def info(self, image_id: int) -> dict[str, Any]:
         """The full record of an image: size, format, metadata, every location. Raises NotFound."""
