@@ -79,6 +79,7 @@ def fetch(
                     location = response.headers.get("location")
                     if response.is_redirect and location:
                         url = urljoin(str(response.url), location)
+                        logger.debug("%s redirects to %s", response.url, url)
                         continue
                     if response.status_code >= 400:
                         raise FetchError(

@@ -190,8 +190,8 @@ def decode(
         the DCT domain, the main speed lever) or right after. None decodes at full size.
     max_pixels, max_side : int
         Images whose header states more pixels, or a longer side, are refused before decoding.
-        Pillow's own bomb limit (``Image.MAX_IMAGE_PIXELS``, twice of which it refuses) also
-        applies and is reported the same way.
+        Pillow's own limit applies too (it refuses over twice ``Image.MAX_IMAGE_PIXELS``, about
+        179 million pixels) and is reported the same way.
 
     Returns
     -------

@@ -30,3 +30,11 @@ def test_badly_typed_value_is_refused(name, value):
 def test_every_setting_has_help():
     assert all(s.help.strip() for s in SETTINGS)
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
+
+
+def test_readme_documents_every_setting_with_its_default():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` | `{setting.default!r}` |" in readme, setting.name
