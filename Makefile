@@ -12,7 +12,7 @@ $(PY):
 	$(PIP) install --upgrade pip
 
 install-run: $(PY)
-	$(PIP) install -e '.[demo]'
+	$(PIP) install -e '.[demo,server]'
 
 install-test: $(PY) debian-test
 	$(PIP) install -e '.[test]'
@@ -22,7 +22,7 @@ install-bench: $(PY)
 	$(PIP) install --no-deps 'image-match==1.1.2'
 
 # Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
-DEBIAN_TEST_PACKAGES :=
+DEBIAN_TEST_PACKAGES := chromium chromium-driver
 debian-test:
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -32,12 +32,14 @@ debian-test:
 
 run: install-run
 	$(VENV)/bin/picorigin demo --db $(DB) --out demo-images
+	$(VENV)/bin/picorigin serve --db $(DB)
 
 test: install-test
 	$(PY) -m pytest -q
 
 bench: install-bench
 	$(PY) bench/run.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info

@@ -242,6 +242,24 @@ def stats(engine: Engine, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; beyond loopback, writes need an API key.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--api-key", envvar="PICORIGIN_API_KEY", default=None,
+              help="Key required on write endpoints [env: PICORIGIN_API_KEY].")
+@engine_command
+def serve(engine: Engine, host: str, port: int, api_key: str | None) -> None:
+    """Serve the web page and the HTTP API (OpenAPI at /docs)."""
+    try:
+        from .server import serve as run_server
+    except ImportError as error:
+        raise click.ClickException(
+            f"the server needs its extra: pip install 'picorigin[server]' ({error})"
+        ) from None
+    run_server(engine, host=host, port=port, api_key=api_key, announce=click.echo)
+
+
+@cli.command()
 def settings() -> None:
     """List every setting with its default; set one with -s NAME=VALUE or PICORIGIN_<NAME>."""
     for setting in SETTINGS:

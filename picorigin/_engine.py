@@ -531,9 +531,7 @@ class Engine:
         record = self._catalog.images([int(image_id)]).get(int(image_id))
         if record is None:
             raise NotFound(f"no indexed image has id {image_id}")
-        record["orientation"] = fingerprint.orientation_name(
-            fingerprint.ORIENTATIONS[record["orientation"]]
-        )
+        del record["orientation"]  # the canonicalising element: internal, not a fact of the image
         record["uris"] = [loc["uri"] for loc in record["locations"]]
         record["creator"] = record["metadata"].get("creator")
         return record

@@ -1,0 +1,306 @@
+"""The JSON API: search, the collection's images, compare, stats and health.
+
+Image sources come in two forms only: uploaded bytes, or an ``http(s)`` URL the engine fetches
+(refusing private addresses unless ``allow_private_urls`` is on). Nothing from a request is ever
+treated as a path, so no request can make the server read its own files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from .._models import KINDS
+from ._guards import require_key
+from ._runner import EngineRunner
+
+__all__ = ["http_url", "router"]
+
+MAX_K = 200
+_MAX_TEXT = 2048
+
+router = APIRouter(prefix="/api")
+
+
+def _runner(request: Request) -> EngineRunner:
+    return request.app.state.runner
+
+
+def _body_doc(image_fields: dict[str, str], extra: dict[str, dict] | None = None) -> dict:
+    """OpenAPI for a body that is multipart (files or URLs) or JSON (URLs)."""
+    extra = extra or {}
+    multipart = {name: {"type": "string", "format": "binary", "description": text}
+                 for name, text in image_fields.items()}
+    json_props = {name: {"type": "string", "format": "uri",
+                         "description": "http(s) URL of the image"} for name in image_fields}
+    if list(image_fields) == ["file"]:
+        multipart["url"] = {"type": "string", "description": "http(s) URL instead of a file"}
+        json_props = {"url": json_props["file"]}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {**multipart, **extra}}},
+        "application/json": {"schema": {"type": "object", "properties": {**json_props, **extra}}},
+    }}}
+
+
+_SEARCH_OPTIONS = {
+    "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "description": "most matches returned"},
+    "kinds": {"type": "string", "description": "comma-separated subset of " + ", ".join(KINDS)},
+}
+_ADD_FIELDS = {
+    name: {"type": "string", "description": text} for name, text in (
+        ("page_url", "page where the image was seen"),
+        ("page_title", "title of that page"),
+        ("creator", "who made the image"),
+        ("title", "the image's title"),
+        ("uri", "http(s) URL where an uploaded file lives (default: upload:HASH/FILENAME)"),
+    )
+}
+
+
+def http_url(value: Any, field: str = "url") -> str:
+    """``value`` if it is an absolute http(s) URL, else a 400 saying what is wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise HTTPException(400, f"{field} must be an http(s) URL")
+    value = value.strip()
+    if len(value) > _MAX_TEXT:
+        raise HTTPException(400, f"{field} is longer than {_MAX_TEXT} characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    # The engine reads anything that is not a URL as a path: only real http(s) URLs pass.
+    if host is None or parts.scheme.lower() not in ("http", "https"):
+        raise HTTPException(
+            400, f"{field} must be an absolute http:// or https:// URL, got {value[:100]!r}"
+        )
+    return value
+
+
+class _Body:
+    """A request body, multipart or JSON, as plain fields and image sources."""
+
+    def __init__(self, fields: dict[str, Any], files: dict[str, tuple[str, bytes]]) -> None:
+        self.fields = fields
+        self.files = files
+
+    def text(self, name: str) -> str | None:
+        value = self.fields.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise HTTPException(400, f"{name} must be a string")
+        if len(value) > _MAX_TEXT:
+            raise HTTPException(400, f"{name} is longer than {_MAX_TEXT} characters")
+        return value
+
+    def source(self, file_field: str, url_field: str) -> tuple[bytes | str, str | None]:
+        """``(bytes or URL, uploaded filename)`` from whichever of the two fields is present."""
+        if file_field in self.files and self.fields.get(url_field):
+            raise HTTPException(400, f"send either {file_field} or {url_field}, not both")
+        if file_field in self.files:
+            filename, data = self.files[file_field]
+            return data, filename
+        if self.fields.get(url_field):
+            return http_url(self.fields[url_field], url_field), None
+        if self.fields.get(file_field):  # a URL typed into the file field of a form
+            return http_url(self.fields[file_field], file_field), None
+        raise HTTPException(
+            400, f"no image given: send a multipart field {file_field!r} with the image file, "
+            f"or JSON {{\"{url_field}\": \"https://...\"}}"
+        )
+
+
+async def _read_body(request: Request, file_fields: tuple[str, ...]) -> _Body:
+    cap = request.app.state.max_upload_bytes
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "the JSON body must be an object, e.g. {\"url\": \"https://...\"}")
+        return _Body(data, {})
+    if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise HTTPException(
+            415, "send multipart/form-data with the image in a 'file' field, or application/json "
+            "with {\"url\": \"https://...\"}"
+        )
+    fields: dict[str, Any] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    async with request.form(max_files=len(file_fields), max_fields=20) as form:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name not in file_fields:
+                    raise HTTPException(400, f"unexpected file field {name!r}; "
+                                        f"expected {', '.join(file_fields)}")
+                data = await value.read(cap + 1)
+                if len(data) > cap:
+                    raise HTTPException(
+                        413, f"upload too large: this server accepts images of at most {cap:,} "
+                        f"bytes ({cap / 1_000_000:g} MB); send a smaller file or a URL to it"
+                    )
+                if not data:
+                    raise HTTPException(400, f"the uploaded {name!r} is empty")
+                files[name] = (value.filename or "", data)
+            else:
+                fields[name] = value
+    return _Body(fields, files)
+
+
+def _options(body: _Body, k: int | None, kinds: str | None) -> dict[str, Any]:
+    raw_k = body.fields.get("k", k)
+    options: dict[str, Any] = {}
+    if raw_k is not None and raw_k != "":
+        try:
+            options["k"] = int(raw_k)
+        except (TypeError, ValueError):
+            raise HTTPException(400, f"k must be a whole number, got {raw_k!r}") from None
+        if not 1 <= options["k"] <= MAX_K:
+            raise HTTPException(400, f"k must be between 1 and {MAX_K}, got {options['k']}")
+    raw_kinds = body.fields.get("kinds", kinds)
+    if raw_kinds:
+        names = raw_kinds.split(",") if isinstance(raw_kinds, str) else raw_kinds
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise HTTPException(400, "kinds must be a list of names or a comma-separated string")
+        wanted = [n.strip().lower().replace("-", "_") for n in names if n.strip()]
+        unknown = sorted(set(wanted) - set(KINDS))
+        if unknown:
+            raise HTTPException(400, f"unknown kind(s) {', '.join(unknown)}; "
+                                f"choose among {', '.join(KINDS)}")
+        options["kinds"] = wanted
+    return options
+
+
+def _as_dict(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def _uploaded_uri(filename: str | None, data: bytes) -> str:
+    """The location recorded for an upload: ``upload:HASH/NAME``.
+
+    The content hash keeps two different uploads that share a name (every pasted image is
+    "image.png") from being recorded as one location; only the base name is kept, so a client's
+    directory layout is neither recorded nor mistaken for one of ours.
+    """
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:200]
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return f"upload:{digest}/{name}" if name else f"upload:{digest}"
+
+
+@router.post("/search", summary="Find copies of an image", openapi_extra=_body_doc(
+    {"file": "the query image"}, _SEARCH_OPTIONS))
+async def search(
+    request: Request,
+    k: int | None = Query(None, ge=1, le=MAX_K, description="most matches returned"),
+    kinds: str | None = Query(None, description="comma-separated subset of " + ", ".join(KINDS)),
+) -> JSONResponse:
+    """Search the collection with an uploaded image (multipart ``file``) or ``{"url": ...}``.
+
+    Answers with the same JSON as ``picorigin search --json``.
+    """
+    body = await _read_body(request, ("file",))
+    source, _ = body.source("file", "url")
+    options = _options(body, k, kinds)
+    runner = _runner(request)
+    result = await runner.read(runner.engine.search, source, **options)
+    return JSONResponse(_as_dict(result))
+
+
+@router.post("/images", status_code=201, summary="Add an image to the collection",
+             dependencies=[Depends(require_key)],
+             openapi_extra=_body_doc({"file": "the image to add"}, _ADD_FIELDS))
+async def add_image(request: Request) -> JSONResponse:
+    """Add an uploaded image or an image URL, with optional page, creator and title."""
+    body = await _read_body(request, ("file",))
+    source, filename = body.source("file", "url")
+    page_url = body.text("page_url")
+    if page_url is not None:
+        page_url = http_url(page_url, "page_url")
+    sighting = {"page_url": page_url, "page_title": body.text("page_title")}
+    metadata = {"creator": body.text("creator"), "title": body.text("title")}
+    uri = body.text("uri")
+    if uri is not None:  # a label only, but never a path: something may fetch it later
+        uri = http_url(uri, "uri")
+    elif isinstance(source, bytes):
+        uri = _uploaded_uri(filename, source)
+    runner = _runner(request)
+    image_id = await runner.write(
+        runner.engine.add, source, uri=uri,
+        sighting={k: v for k, v in sighting.items() if v} or None,
+        metadata={k: v for k, v in metadata.items() if v} or None,
+    )
+    info = await runner.read(runner.engine.info, image_id)
+    return JSONResponse({"id": image_id, "image": info}, status_code=201)
+
+
+@router.get("/images", summary="List the collection's images")
+async def list_images(
+    request: Request,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+    q: str | None = Query(None, max_length=500, description="substring of a URI or creator"),
+) -> JSONResponse:
+    runner = _runner(request)
+    if not runner.has("list_images"):
+        raise HTTPException(501, "this engine cannot list its images yet")
+    page = await runner.read(runner.engine.list_images, offset=offset, limit=limit, q=q or None)
+    return JSONResponse({"offset": offset, "limit": limit, **page})
+
+
+@router.get("/images/{image_id}", summary="One image's full record")
+async def get_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+    runner = _runner(request)
+    return JSONResponse(await runner.read(runner.engine.info, image_id))
+
+
+@router.delete("/images/{image_id}", summary="Remove an image from the collection",
+               dependencies=[Depends(require_key)])
+async def delete_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+    runner = _runner(request)
+    await runner.write(runner.engine.remove, image_id)
+    return JSONResponse({"deleted": image_id})
+
+
+@router.get("/images/{image_id}/thumbnail", summary="A small JPEG of the image",
+            response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+async def thumbnail(request: Request, image_id: int = Path(ge=0)) -> Response:
+    runner = _runner(request)
+    if not runner.has("thumbnail"):
+        raise HTTPException(501, "this engine does not keep thumbnails yet")
+    data = await runner.read(runner.engine.thumbnail, image_id)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
+
+
+@router.post("/compare", summary="Compare two images", openapi_extra=_body_doc(
+    {"a": "first image (file, or URL string)", "b": "second image (file, or URL string)"}))
+async def compare(request: Request) -> JSONResponse:
+    """How image ``b`` relates to image ``a``: kind, transform, boxes and changed regions."""
+    runner = _runner(request)
+    if not runner.has("compare"):
+        raise HTTPException(
+            501, "compare is not available: this engine has no compare method yet"
+        )
+    body = await _read_body(request, ("a", "b"))
+    a, _ = body.source("a", "a")
+    b, _ = body.source("b", "b")
+    return JSONResponse(_as_dict(await runner.read(runner.engine.compare, a, b)))
+
+
+@router.get("/stats", summary="Counts and index sizes")
+async def stats(request: Request) -> JSONResponse:
+    runner = _runner(request)
+    result = dict(await runner.read(runner.engine.stats))
+    result["server"] = {
+        "max_upload_bytes": request.app.state.max_upload_bytes,
+        "api_key_required": request.app.state.api_key is not None,
+    }
+    return JSONResponse(result)

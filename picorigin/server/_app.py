@@ -1,0 +1,106 @@
+"""Build the web app around an engine, and serve it with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from .._errors import SettingError
+from . import _api, _pages
+from ._guards import UploadCap, install_error_handlers
+from ._runner import EngineRunner
+
+__all__ = ["create_app", "is_loopback", "serve"]
+
+DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
+
+
+def create_app(
+    engine: Any,
+    *,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    threads: int = 8,
+) -> FastAPI:
+    """The picorigin web app (API under ``/api``, pages at ``/``, OpenAPI at ``/docs``).
+
+    Parameters
+    ----------
+    engine : picorigin.Engine
+        Searched and written from worker threads; the caller closes it after the server stops.
+    api_key : str, optional
+        When set, adding and removing images need it (``X-API-Key`` or ``Authorization:
+        Bearer``). Searching never does.
+    max_upload_bytes : int
+        Largest uploaded image; bigger uploads are answered with 413 before they are read whole.
+    threads : int
+        Engine calls running at once.
+    """
+    if not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
+        raise SettingError(f"max_upload_bytes must be a positive int, got {max_upload_bytes!r}")
+    if api_key is not None and not api_key.strip():
+        raise SettingError("the API key must not be empty; leave it out to run without one")
+    app = FastAPI(
+        title="picorigin",
+        summary="Self-hosted reverse image search: find copies, crops and edits of an image.",
+        version=__version__,
+    )
+    app.state.runner = EngineRunner(engine, threads=threads)
+    app.state.api_key = api_key
+    app.state.max_upload_bytes = max_upload_bytes
+    app.add_middleware(
+        UploadCap, cap=max_upload_bytes,
+        files_for=lambda path: 2 if path.rstrip("/") == "/api/compare" else 1,
+    )
+    install_error_handlers(app, _pages.render_error)
+    app.include_router(_api.router)
+    app.include_router(_pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+
+    @app.get("/healthz", summary="Liveness check", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    engine: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve the app with uvicorn until interrupted.
+
+    Bound beyond loopback without a key, the server makes one up and ``announce``-s it, so
+    that a server reachable from the network never takes writes from anyone.
+    """
+    import uvicorn
+
+    if api_key is None and not is_loopback(host):
+        api_key = secrets.token_urlsafe(24)
+        announce(f"picorigin: {host} is reachable beyond this machine, so adding and removing "
+                 f"images needs an API key; use X-API-Key: {api_key}")
+    app = create_app(engine, api_key=api_key, max_upload_bytes=max_upload_bytes)
+    announce(f"picorigin: serving http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info", ws="none", lifespan="off")

@@ -1,0 +1,122 @@
+"""Real servers for the API and browser tests: uvicorn on 127.0.0.1 over a real Engine.
+
+``server`` is the main one: a collection of the sample photos, an API key, and private URLs
+allowed so that URL searches can fetch from ``image_host`` on loopback. ``strict_server`` has the
+default settings (private URLs refused) and no key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from picorigin import Engine
+from picorigin.server import create_app
+
+API_KEY = "test-key-5d1f"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    engine: Engine
+    api_key: str | None
+    photos: dict[str, int]  # sample photo name -> image id
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+    @property
+    def key_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key} if self.api_key else {}
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free port, no race with others
+    return sock
+
+
+@contextlib.contextmanager
+def run_server(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it afterwards."""
+    sock = _loopback_socket()
+    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def _index_photos(engine: Engine, photo_dir: Path) -> dict[str, int]:
+    report = engine.index([str(photo_dir)], workers=1)
+    assert report.ok, report.failed
+    ids = {}
+    for path in sorted(photo_dir.glob("*.jpg")):
+        result = engine.search(str(path), k=1, kinds=["exact"])
+        ids[path.stem] = result.matches[0].id
+    return ids
+
+
+@pytest.fixture(scope="session")
+def server(photo_dir, tmp_path_factory) -> Iterator[LiveServer]:
+    engine = Engine(tmp_path_factory.mktemp("server-data"), settings={"allow_private_urls": True})
+    ids = _index_photos(engine, photo_dir)
+    with engine, run_server(create_app(engine, api_key=API_KEY)) as url:
+        yield LiveServer(url, engine, API_KEY, ids)
+
+
+@pytest.fixture(scope="session")
+def strict_server(photo_dir, tmp_path_factory) -> Iterator[LiveServer]:
+    """Default settings: URLs resolving to private addresses are refused. No API key."""
+    engine = Engine(tmp_path_factory.mktemp("strict-data"))
+    ids = _index_photos(engine, photo_dir)
+    with engine, run_server(create_app(engine)) as url:
+        yield LiveServer(url, engine, None, ids)
+
+
+@pytest.fixture(scope="session")
+def small_cap_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """An empty collection whose server takes uploads of at most 1000 bytes."""
+    engine = Engine(tmp_path_factory.mktemp("small-cap-data"))
+    with engine, run_server(create_app(engine, max_upload_bytes=1000)) as url:
+        yield LiveServer(url, engine, None, {})
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_host(photo_dir) -> Iterator[str]:
+    """A plain HTTP server on loopback serving ``photo_dir``: the "web" URL searches fetch from."""
+    handler = functools.partial(_QuietHandler, directory=str(photo_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
