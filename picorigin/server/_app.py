@@ -51,6 +51,8 @@ def create_app(
         title="picorigin",
         summary="Self-hosted reverse image search: find copies, crops and edits of an image.",
         version=__version__,
+        docs_url=None,  # served below from local files: FastAPI's default loads them from a CDN
+        redoc_url=None,
     )
     app.state.runner = EngineRunner(engine, threads=threads)
     app.state.api_key = api_key
@@ -62,6 +64,7 @@ def create_app(
     install_error_handlers(app, _pages.render_error)
     app.include_router(_api.router)
     app.include_router(_pages.router)
+    _mount_docs(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/healthz", summary="Liveness check", tags=["health"])
@@ -69,6 +72,28 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the files of the swagger-ui-bundle package: works offline."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount(
+        "/static/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="picorigin API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -67,8 +67,16 @@ def test_stats_counts_the_collection(client, server):
     assert stats["server"] == {"max_upload_bytes": CAP, "api_key_required": True}
 
 
+def test_docs_page_is_served_from_local_files(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/static/swagger/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    script = client.get("/static/swagger/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+
+
 def test_openapi_lists_every_endpoint(client):
-    assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/api/search"]) == {"post"}
     assert set(paths["/api/images"]) == {"get", "post"}
