@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS locations (
     alt TEXT,
     caption TEXT,
     author TEXT,
+    author_source TEXT,
     license TEXT,
     published TEXT,
     file_size INTEGER,
@@ -60,7 +61,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', '0'), ('schema', '1');
 """
 
-SIGHTING_FIELDS = ("page_url", "page_title", "alt", "caption", "author", "license", "published")
+SIGHTING_FIELDS = (
+    "page_url", "page_title", "alt", "caption", "author", "author_source", "license", "published",
+)
 
 
 def now() -> str:
@@ -180,15 +183,16 @@ class Catalog:
         fields["page_url"] = fields["page_url"] or ""
         connection.execute(
             "INSERT INTO locations (image_id, uri, page_url, page_title, alt, caption, author,"
-            " license, published, file_size, file_mtime, first_seen, last_seen)"
+            " author_source, license, published, file_size, file_mtime, first_seen, last_seen)"
             " VALUES (:image_id, :uri, :page_url, :page_title, :alt, :caption, :author,"
-            " :license, :published, :file_size, :file_mtime, :seen, :seen)"
+            " :author_source, :license, :published, :file_size, :file_mtime, :seen, :seen)"
             " ON CONFLICT (uri, page_url) DO UPDATE SET"
             " image_id = excluded.image_id, last_seen = excluded.last_seen, removed_at = NULL,"
             " file_size = excluded.file_size, file_mtime = excluded.file_mtime,"
             " page_title = coalesce(excluded.page_title, page_title),"
             " alt = coalesce(excluded.alt, alt), caption = coalesce(excluded.caption, caption),"
             " author = coalesce(excluded.author, author),"
+            " author_source = coalesce(excluded.author_source, author_source),"
             " license = coalesce(excluded.license, license),"
             " published = coalesce(excluded.published, published)",
             {
@@ -286,8 +290,8 @@ class Catalog:
                 record["locations"] = []
                 out[record["id"]] = record
             for row in connection.execute(
-                "SELECT image_id, uri, page_url, page_title, alt, caption, author, license,"
-                f" published, first_seen, last_seen, removed_at FROM locations"
+                "SELECT image_id, uri, page_url, page_title, alt, caption, author, author_source,"
+                f" license, published, first_seen, last_seen, removed_at FROM locations"
                 f" WHERE image_id IN ({marks}) ORDER BY first_seen, id",
                 chunk,
             ):

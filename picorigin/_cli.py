@@ -178,11 +178,86 @@ def _print_result(result: SearchResult) -> None:
     click.echo(f"  {'kind':<15}{'score':>6}  {'orientation':<14}{'size':>11}  {'id':>6}  uri")
     for match in result.matches:
         size = f"{match.width}x{match.height}"
-        larger = "+" if match.larger_than_query else " "
+        larger = "+" if match.larger_than_query else ("^" if match.extra.get("upscaled") else " ")
         click.echo(
             f"  {match.kind:<15}{match.score:>6.3f}  {match.orientation or '-':<14}"
             f"{size:>11}{larger} {match.id:>6}  {match.uri}"
         )
+    if any(m.larger_than_query or m.extra.get("upscaled") for m in result.matches):
+        click.echo("  (+ larger than the query; ^ larger but only an upscale)")
+    copies = result.copies
+    creator = next((m.creator for m in copies if m.creator), None)
+    if creator:
+        click.echo(f"  creator: {creator['name']}  (from {creator['source']})")
+    original = result.extra.get("likely_original")
+    if original:
+        evidence = "; ".join(str(e) for e in original.get("evidence", [])[:3])
+        click.echo(f"  likely original: id {original['id']} {original['uri']}  ({evidence})")
+    pages = {p["page_url"]: p for m in copies for p in m.extra.get("pages", [])}
+    for page in list(pages.values())[:10]:
+        title = f" \"{page['title']}\"" if page.get("title") else ""
+        click.echo(f"  seen on {page['page_url']}{title}  first {page['first_seen']}")
+    if len(pages) > 10:
+        click.echo(f"  ... and {len(pages) - 10} more pages (--json lists them all)")
+
+
+@cli.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--depth", type=int, default=2, show_default=True, help="Links followed from a seed.")
+@click.option("--max-pages", type=int, default=100, show_default=True, help="Pages read at most.")
+@click.option("--same-site/--any-site", default=True, show_default=True,
+              help="Stay on the seeds' sites, or follow links anywhere.")
+@click.option("--allow", "allow", multiple=True, metavar="DOMAIN",
+              help="Also follow links to this domain; repeatable.")
+@click.option("--rate", type=float, default=2.0, show_default=True,
+              help="Requests per second per host (robots.txt Crawl-delay wins if slower).")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Requests in flight.")
+@click.option("--allow-private", is_flag=True,
+              help="Crawl private, loopback and link-local addresses (off: SSRF protection).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@engine_command
+def crawl(
+    engine: Engine,
+    urls: tuple[str, ...],
+    depth: int,
+    max_pages: int,
+    same_site: bool,
+    allow: tuple[str, ...],
+    rate: float,
+    concurrency: int,
+    allow_private: bool,
+    as_json: bool,
+) -> None:
+    """Crawl web pages from URLS and index every image they show, with where it appeared.
+
+    Honours robots.txt and a per-host rate; resumes an interrupted crawl; a re-crawl refreshes
+    last-seen dates and notes images that are gone. Exits with status 1 when something failed.
+    """
+    from ._provenance.crawl import crawl as run_crawl
+
+    report = run_crawl(
+        engine,
+        urls,
+        depth=depth,
+        max_pages=max_pages,
+        same_site=same_site,
+        allow=allow,
+        rate=rate,
+        concurrency=concurrency,
+        allow_private=allow_private or engine.settings["allow_private_urls"],
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        for url, reason in report.failed:
+            click.echo(f"failed: {url}: {reason}", err=True)
+        click.echo(
+            f"{report.pages} pages, {report.images} image sightings ({len(report.image_ids)} "
+            f"images), {report.removed} removed, {len(report.blocked)} blocked by robots.txt, "
+            f"{len(report.failed)} failed in {report.seconds:.1f} s"
+        )
+    if report.failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -202,6 +277,10 @@ def info(engine: Engine, image_id: int, as_json: bool) -> None:
                f"{record['byte_size']} bytes, added {record['added_at']}")
     click.echo(f"  sha256 {record['sha256']}")
     for name, value in sorted(record["metadata"].items()):
+        if not name.endswith("_source"):
+            source = record["metadata"].get(f"{name}_source")
+            click.echo(f"  {name}: {value}" + (f"  ({source})" if source else ""))
+    for name, value in sorted(record["signals"].items()):
         click.echo(f"  {name}: {value}")
     for location in record["locations"]:
         removed = f", removed {location['removed_at']}" if location["removed_at"] else ""

@@ -34,7 +34,8 @@ from ._errors import ImageError, NotFound, PicoriginError
 from ._features import fingerprint
 from ._index.base import BinaryIndex
 from ._index.faiss_binary import FaissBinaryIndex
-from ._models import KINDS, IndexReport, Match, SearchResult
+from ._models import COPY_KINDS, KINDS, IndexReport, Match, SearchResult
+from ._provenance import origin
 from ._settings import resolve_settings
 
 __all__ = ["Engine", "default_data_folder"]
@@ -139,8 +140,26 @@ def analyse(
         "fingerprint": code.code.tobytes(),
         "orientation": _ORIENTATION_CODES[code.orientation],
         "metadata": decoded.metadata,
+        "signals": _detail_signals(data, uri, settings) if settings["measure_detail"] else {},
     }
     return _Analysed(uri, record, location, _thumbnail(decoded.image, settings["thumbnail_side"]))
+
+
+def _detail_signals(data: bytes, uri: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """How much real detail the image holds, and how hard it was compressed: the evidence that
+    tells a genuine larger version from an upscale, and an original from a recompressed copy."""
+    full = _imaging.decode(
+        data,
+        source=uri,
+        working_side=origin.DETAIL_SIDE,
+        max_pixels=settings["max_pixels"],
+        max_side=settings["max_side"],
+    )
+    signals: dict[str, Any] = {"detail": round(origin.compute_detail(full.image), 4)}
+    quality = origin.jpeg_quality(data)
+    if quality is not None:
+        signals["jpeg_quality"] = quality
+    return signals
 
 
 def analyse_safely(source: Any, settings: dict[str, Any], **kwargs: Any) -> _Known | _Analysed | _Failed:
@@ -320,7 +339,12 @@ class Engine:
         if sighting:
             result.location.update({k: v for k, v in sighting.items() if v is not None})
         if metadata and isinstance(result, _Analysed):
-            result.record["metadata"] = {**metadata, **result.record["metadata"]}
+            # What the file states wins; what the caller supplies fills the gaps, marked so.
+            supplied = {k: v for k, v in metadata.items() if v and k not in result.record["metadata"]}
+            for key in ("creator", "copyright", "credit"):
+                if key in supplied:
+                    supplied[f"{key}_source"] = "supplied"
+            result.record["metadata"] = {**result.record["metadata"], **supplied}
         image_id, _ = self._commit(result)
         self._maybe_checkpoint()
         return image_id
@@ -511,14 +535,44 @@ class Engine:
                 _match(record, kind, score, distance, orientation, decoded.width * decoded.height)
             )
         matches.sort(key=lambda m: (KINDS.index(m.kind), -m.score, m.id))
+        matches = matches[:k]
+        likely_original = self._add_provenance(matches, records, decoded, data, uri)
         return SearchResult(
             query=label,
-            matches=matches[:k],
+            matches=matches,
             elapsed_ms=(time.perf_counter() - started) * 1000,
             width=decoded.width,
             height=decoded.height,
             stages=["exact", "fingerprint"],
+            extra={"likely_original": likely_original} if likely_original else {},
         )
+
+    def _add_provenance(
+        self,
+        matches: list[Match],
+        records: dict[int, dict[str, Any]],
+        decoded: "_imaging.Decoded",
+        data: bytes,
+        uri: str,
+    ) -> dict[str, Any] | None:
+        """Attach pages, creator, larger/upscaled to each match; return the likely original."""
+        if not matches:
+            return None
+        query: dict[str, Any] = {"width": decoded.width, "height": decoded.height}
+        query_pixels = decoded.width * decoded.height
+        larger = any(m.kind in COPY_KINDS and m.width * m.height > query_pixels for m in matches)
+        if larger and self.settings["measure_detail"]:
+            # Only then does it matter whether the query itself is an upscale.
+            query["detail"] = _detail_signals(data, uri, self.settings)["detail"]
+        found = origin.annotate(query, [m.to_dict() for m in matches], records)
+        for match in matches:
+            facts = found["matches"].get(match.id)
+            if facts is None:
+                continue
+            match.larger_than_query = facts["larger_than_query"]
+            match.creator = facts["creator"]
+            match.extra.update(pages=facts["pages"], upscaled=facts["upscaled"])
+        return found["likely_original"]
 
     def _search_index(self, probes, radius: int) -> list[tuple[int, int, int]]:
         if not probes:
@@ -533,7 +587,7 @@ class Engine:
             raise NotFound(f"no indexed image has id {image_id}")
         del record["orientation"]  # the canonicalising element: internal, not a fact of the image
         record["uris"] = [loc["uri"] for loc in record["locations"]]
-        record["creator"] = record["metadata"].get("creator")
+        record["creator"] = origin.creator([record])
         return record
 
     def sightings(self, image_id: int) -> list[dict[str, Any]]:
@@ -593,7 +647,7 @@ def _match(
         larger_than_query=record["width"] * record["height"] > query_area,
         orientation=orientation,
         distance=distance,
-        creator=record["metadata"].get("creator"),
+        creator=origin.creator([record]),
         metadata=record["metadata"],
     )
 

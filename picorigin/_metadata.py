@@ -64,6 +64,8 @@ def read_metadata(image: Image.Image, data: bytes) -> dict[str, str | bool]:
         Keys among ``creator``, ``copyright``, ``credit``, ``date_taken``, ``camera``,
         ``software``, ``title``, ``description`` (str, stripped, non-empty) and ``c2pa``
         (``True`` when a C2PA manifest is embedded). Only keys present in the file appear.
+        ``creator``, ``copyright`` and ``credit`` come with ``<key>_source``, the field the
+        claim was read from (``"exif:Artist"``, ``"iptc:By-line"``, ``"xmp:dc:creator"``, ...).
     """
     found: dict[str, str | bool] = {}
     for reader in (_exif, _iptc, _xmp):
@@ -75,6 +77,8 @@ def read_metadata(image: Image.Image, data: bytes) -> dict[str, str | bool]:
         for key, value in fields.items():
             if value and key not in found:
                 found[key] = value
+                if (reader, key) in _SOURCES:
+                    found[f"{key}_source"] = _SOURCES[reader, key]
     if _has_c2pa(data):
         found["c2pa"] = True
     return found
@@ -188,6 +192,18 @@ def _xmp_value(element: ElementTree.Element) -> str:
         default = [item for item in items if item.get(_XML_LANG) == "x-default"]
         items = (default or items)[:1]
     return "; ".join(text.strip() for item in items if (text := item.text) and text.strip())
+
+
+_SOURCES = {
+    (_exif, "creator"): "exif:Artist",
+    (_exif, "copyright"): "exif:Copyright",
+    (_iptc, "creator"): "iptc:By-line",
+    (_iptc, "credit"): "iptc:Credit",
+    (_iptc, "copyright"): "iptc:CopyrightNotice",
+    (_xmp, "creator"): "xmp:dc:creator",
+    (_xmp, "copyright"): "xmp:dc:rights",
+    (_xmp, "credit"): "xmp:photoshop:Credit",
+}
 
 
 def _has_c2pa(data: bytes) -> bool:

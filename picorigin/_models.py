@@ -33,7 +33,7 @@ class Match:
     larger_than_query: bool
     orientation: str | None = None
     distance: int | None = None
-    creator: str | None = None
+    creator: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
             "link-local addresses (off by default so a server cannot be used as an SSRF proxy)."),
     Setting("near_duplicate_distance", 64, "Largest Hamming distance (of 256 bits) between "
             "fingerprints that counts as a near-duplicate; see README for how it was measured."),
+    Setting("measure_detail", True, "Measure each image's true detail at ingest (a full-size "
+            "decode, ~10-40 ms) so upscaled copies are not reported as higher resolution."),
     Setting("workers", 0, "Processes used by `index`; 0 means one per CPU core."),
     Setting("checkpoint_seconds", 60.0, "Seconds between index checkpoints while indexing; "
             "the catalog commits every image, and an index older than it is rebuilt on open."),

@@ -86,3 +86,38 @@ def test_python_dash_m(tmp_path):
         [sys.executable, "-m", "picorigin", "--help"], capture_output=True, text=True, check=True
     )
     assert "search" in done.stdout and "index" in done.stdout
+
+
+def test_crawl_then_search_shows_pages_creator_and_original(run, tmp_path):
+    from PIL import Image
+
+    from provenance.miniweb import MiniWeb
+
+    big = photo("coffee")
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Photographer"
+    original = tmp_path / "original.jpg"
+    big.save(original, quality=95, exif=exif)
+    with MiniWeb() as web:
+        web.file("/img/coffee-large.jpg", original.read_bytes())
+        web.file("/img/coffee-small.jpg", jpeg_bytes(big.resize((300, 200)), 60))
+        web.page("/", '<html><head><title>Home</title></head><body>'
+                 '<img src="/img/coffee-small.jpg" alt="a cup"><a href="/story">story</a></body></html>')
+        web.page("/story", '<html><head><title>The story</title></head><body>'
+                 '<img src="/img/coffee-large.jpg"></body></html>')
+        result = run("crawl", web.url("/"), "--allow-private", "--rate", "50")
+        assert result.exit_code == 0, result.output
+        assert "2 pages" in result.output
+        refused = run("crawl", web.url("/"))
+        assert refused.exit_code == 1  # loopback refused without --allow-private
+    query = tmp_path / "query.jpg"
+    query.write_bytes(jpeg_bytes(big.resize((450, 300)), 50))
+    output = run("search", query).output
+    assert "creator: Jane Photographer  (from exif:Artist)" in output
+    assert "likely original:" in output and "coffee-large.jpg" in output
+    assert "seen on" in output and "The story" in output
+    line = json.loads(run("search", "--json", query).output)
+    assert line["likely_original"]["uri"].endswith("coffee-large.jpg")
+    larger = [m for m in line["matches"] if m["larger_than_query"]]
+    assert [m["uri"].rsplit("/", 1)[-1] for m in larger] == ["coffee-large.jpg"]
+    assert {p["title"] for p in line["matches"][0]["pages"]} == {"Home", "The story"}

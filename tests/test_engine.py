@@ -156,10 +156,13 @@ def test_add_records_sighting_and_caller_metadata(tmp_path):
             metadata={"creator": "Ada Lovelace"},
         )
         record = engine.info(image_id)
-        assert record["creator"] == "Ada Lovelace"
+        assert record["creator"]["name"] == "Ada Lovelace"
+        assert record["creator"]["source"] == "supplied"
         (location,) = record["locations"]
         assert location["page_title"] == "A cat" and location["uri"].endswith("cat.jpg")
-        assert engine.search(jpeg_bytes(photo("chelsea"), 40)).matches[0].creator == "Ada Lovelace"
+        top = engine.search(jpeg_bytes(photo("chelsea"), 40)).matches[0]
+        assert top.creator["name"] == "Ada Lovelace"
+        assert top.extra["pages"][0]["title"] == "A cat"
         assert engine.thumbnail(image_id)[:2] == b"\xff\xd8"
 
 

@@ -27,10 +27,17 @@ def save(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
     return buffer.getvalue()
 
 
-def metadata_of(encoded: bytes) -> dict:
+def metadata_and_sources(encoded: bytes) -> tuple[dict, dict]:
     image = Image.open(io.BytesIO(encoded))
     image.load()
-    return read_metadata(image, encoded)
+    found = read_metadata(image, encoded)
+    sources = {k.removesuffix("_source"): v for k, v in found.items() if k.endswith("_source")}
+    return {k: v for k, v in found.items() if not k.endswith("_source")}, sources
+
+
+def metadata_of(encoded: bytes) -> dict:
+    """The metadata values, without the ``<key>_source`` entries (tested on their own)."""
+    return metadata_and_sources(encoded)[0]
 
 
 def insert_after_soi(jpeg: bytes, segment: bytes) -> bytes:
@@ -169,7 +176,11 @@ def test_earlier_sources_win(photo):
     exif[0x013B] = "Exif Name"
     jpeg = save(photo, exif=exif, xmp=XMP.encode())
     jpeg = insert_after_soi(jpeg, iptc_segment([((2, 80), b"Iptc Name"), ((2, 110), b"Iptc Credit")]))
-    assert metadata_of(jpeg) == {**XMP_EXPECTED, "creator": "Exif Name", "credit": "Iptc Credit"}
+    values, sources = metadata_and_sources(jpeg)
+    assert values == {**XMP_EXPECTED, "creator": "Exif Name", "credit": "Iptc Credit"}
+    assert sources == {
+        "creator": "exif:Artist", "credit": "iptc:Credit", "copyright": "xmp:dc:rights",
+    }
 
 
 def test_xmp_external_entities_are_never_read(photo, tmp_path):
