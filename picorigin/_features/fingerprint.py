@@ -46,12 +46,16 @@ __all__ = [
 BITS = 256
 BLOCK = 16
 SIDE = 64
-# Flat rows/columns (standard deviation below this, on 0-255 luma) are trimmed from the edges,
-# but never more than this fraction of a side: borders and letterboxing cancel out.
-_FLAT_STD = 6.0
+# Trimming: lines with a standard deviation under _FLAT_FLOOR (0-255 luma: one colour plus JPEG
+# noise) go first, then lines under _FLAT_SHARE of the image centre's spread, never more than
+# _MAX_TRIM of a side: borders, letterboxing and plain skies cancel out.
+_FLAT_SHARE = 0.1
+_FLAT_FLOOR = 1.5
 _MAX_TRIM = 0.3
-# Caption bands: luma within this of the band's colour counts as band.
+# Caption bands: luma within _BAND_NEAR of the band's colour counts as band; its margins are
+# lines with a standard deviation under _BAND_PLAIN. At most _MAX_CUTS band-cut variants.
 _BAND_NEAR = 24.0
+_BAND_PLAIN = 6.0
 _MAX_CUTS = 4
 # A canonicalising decision whose normalised margin is below these is a near-tie: the query
 # probes both sides. Measured on 865 (photo, global edit) pairs of the benchmark set: these miss
@@ -101,10 +105,24 @@ def _luma(image) -> np.ndarray:
 
 
 def _trim(luma: np.ndarray) -> np.ndarray:
-    """Cut flat rows and columns off each edge (borders, letterboxing), up to _MAX_TRIM a side."""
+    """Cut flat rows and columns off each edge (borders, letterboxing, plain skies).
+
+    Two passes, so a copy with an added border ends up like its original: the first strips
+    lines of one colour (an added border), the second lines that are flat relative to the
+    spread of the image's centre, up to _MAX_TRIM of what the first pass left.
+    """
+    return _trim_flat(_trim_flat(luma, _FLAT_FLOOR), None)
+
+
+def _trim_flat(luma: np.ndarray, threshold: float | None) -> np.ndarray:
     h, w = luma.shape
-    row_flat = luma.std(axis=1) < _FLAT_STD
-    col_flat = luma.std(axis=0) < _FLAT_STD
+    if threshold is None:
+        # Relative to the spread of the image's centre: lowering the contrast must not change
+        # which rows count as flat.
+        centre = luma[h // 4 : h - h // 4, w // 4 : w - w // 4]
+        threshold = max(_FLAT_FLOOR, _FLAT_SHARE * float(centre.std()))
+    row_flat = luma.std(axis=1) < threshold
+    col_flat = luma.std(axis=0) < threshold
 
     def run(flags: np.ndarray, limit: int) -> int:
         # Length of the run of flat lines at the start of ``flags``, capped at ``limit``.
@@ -132,7 +150,7 @@ def _bands(lines: np.ndarray, limit: int) -> set[int]:
     if limit < 8 or share[:3].min() < 0.9:
         return set()
     depths = set()
-    plain = (share > 0.98) & (lines[:limit].std(axis=1) < _FLAT_STD)
+    plain = (share > 0.98) & (lines[:limit].std(axis=1) < _BAND_PLAIN)
     plain_lines = np.flatnonzero(plain)
     if plain_lines.size and not plain[: plain_lines[-1] + 1].all():
         depths.add(int(plain_lines[-1]) + 1)  # text sits between plain lines
@@ -146,16 +164,22 @@ def _bands(lines: np.ndarray, limit: int) -> set[int]:
 
 
 def query_coefficients(image) -> list[np.ndarray]:
-    """Coefficients to search a query with: as :func:`coefficients`, plus, when the query has
-    caption bands (a plain strip with text along an edge), the coefficients without them.
+    """Coefficients to search a query with: as :func:`coefficients`; untrimmed too, when
+    trimming cut something; and, when the query has caption bands (a plain strip with text along
+    an edge), without them.
 
     Returns
     -------
     list of ndarray of float32, shape (16, 16)
     """
     luma = _luma(image)
-    out = [_dct(_trim(luma))]
+    trimmed = _trim(luma)
+    out = [_dct(trimmed)]
     h, w = luma.shape
+    if trimmed.shape != luma.shape:
+        # An edit that flattens a sky or a shadow (more contrast, a darker gamma) makes the copy
+        # lose rows to trimming that the original kept: search the untrimmed copy too.
+        out.append(_dct(luma))
     sides = [
         {0} | _bands(luma, int(h * _MAX_TRIM)),
         {0} | _bands(luma[::-1], int(h * _MAX_TRIM)),

@@ -47,6 +47,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+import cv2
 import numpy as np
 
 __all__ = [
@@ -96,8 +97,6 @@ def compute_detail(image: "PIL.Image.Image") -> float:  # noqa: F821 - PIL impor
         In ``(0, 1]``: ``1.0`` for a genuine image, ``1 / u`` for one enlarged by ``u``
         (``u`` in 1.5, 2, 2.5, 3, 4). Images smaller than 48 pixels a side give ``1.0``.
     """
-    from PIL import Image
-
     if min(image.size) < 48:
         return 1.0
     tiles = _textured_tiles(image)
@@ -106,7 +105,9 @@ def compute_detail(image: "PIL.Image.Image") -> float:  # noqa: F821 - PIL impor
     def loss(k: float) -> float:
         if k not in cache:
             # A nearest-neighbour upscale is only undone exactly by nearest at integer factors.
-            kernels = (Image.BICUBIC, Image.NEAREST) if k in (2.0, 3.0, 4.0) else (Image.BICUBIC,)
+            kernels = (
+                (cv2.INTER_CUBIC, cv2.INTER_NEAREST) if k in (2.0, 3.0, 4.0) else (cv2.INTER_CUBIC,)
+            )
             cache[k] = min(_round_trip_loss(tiles, k, kernel) for kernel in kernels)
         return cache[k]
 
@@ -141,15 +142,21 @@ def _textured_tiles(image: "PIL.Image.Image") -> list:  # noqa: F821
 
 
 def _round_trip_loss(tiles: list, k: float, kernel: int) -> float:
-    """Mean squared difference between the tiles and their shrink-by-k-and-back round trip."""
-    from PIL import Image
+    """Mean squared difference between the tiles and their shrink-by-k-and-back round trip.
 
+    OpenCV rather than Pillow: area averaging down and cubic (or nearest) up are several times
+    faster than Pillow's Lanczos, and this runs a few dozen times per ingested image.
+    """
     total, count = 0.0, 0
     for tile in tiles:
-        width, height = tile.size
-        small = tile.resize((max(4, round(width / k)), max(4, round(height / k))), Image.LANCZOS)
-        back = np.asarray(small.resize((width, height), kernel), np.int16)
-        diff = (np.asarray(tile, np.int16) - back)[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN]
+        pixels = np.asarray(tile)
+        height, width = pixels.shape
+        small = cv2.resize(
+            pixels, (max(4, round(width / k)), max(4, round(height / k))),
+            interpolation=cv2.INTER_AREA,
+        )
+        back = cv2.resize(small, (width, height), interpolation=kernel).astype(np.int16)
+        diff = (pixels.astype(np.int16) - back)[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN]
         diff = diff.astype(np.int32)
         total += float(np.einsum("ij,ij->", diff, diff))
         count += diff.size
