@@ -1,0 +1,28 @@
+"""``python -m bench [--quick]``: the whole benchmark suite, as ``make bench`` runs it.
+
+Copy detection first (both cores, for making the edited queries and the anchors' codes), then
+speed in a separate process pinned to one core, then crawl throughput against a local server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import copy_detection
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    quick = [a for a in args if a == "--quick"]
+    copy_detection.main(args)
+    root = Path(__file__).resolve().parent.parent
+    status = 0
+    for module in ("bench.speed", "bench.crawl"):
+        status |= subprocess.call([sys.executable, "-m", module, *quick], cwd=root)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
