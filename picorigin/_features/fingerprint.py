@@ -46,9 +46,10 @@ __all__ = [
 BITS = 256
 BLOCK = 16
 SIDE = 64
+GRID = 128
 # Trimming: lines with a standard deviation under _FLAT_FLOOR (0-255 luma: one colour plus JPEG
-# noise) go first, then lines under _FLAT_SHARE of the image centre's spread, never more than
-# _MAX_TRIM of a side: borders, letterboxing and plain skies cancel out.
+# noise), and for queries also those under _FLAT_SHARE of the image centre's spread, never a run
+# reaching _MAX_TRIM of a side: borders and letterboxing cancel out.
 _FLAT_SHARE = 0.1
 _FLAT_FLOOR = 1.5
 _MAX_TRIM = 0.3
@@ -95,45 +96,55 @@ class Fingerprint:
 
 
 def _luma(image) -> np.ndarray:
-    """Return the image as float32 luma, shape (h, w), from a PIL image or an array."""
+    """The image as float32 luma on a fixed GRID x GRID square, from a PIL image or an array.
+
+    Squashing first (the fingerprint squashes anyway) makes trimming decisions independent of
+    the size an image is decoded at: a line is flat or not at the same relative position.
+    """
     if hasattr(image, "mode"):
         image = np.asarray(image.convert("L") if image.mode != "L" else image)
     array = np.asarray(image)
     if array.ndim == 3:
         array = cv2.cvtColor(np.ascontiguousarray(array[..., :3]), cv2.COLOR_RGB2GRAY)
-    return array.astype(np.float32)
+    return cv2.resize(array.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
 
 
-def _trim(luma: np.ndarray) -> np.ndarray:
-    """Cut flat rows and columns off each edge (borders, letterboxing, plain skies).
+def _trim(luma: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Cut flat rows and columns off each edge: borders, letterboxing.
 
-    Two passes, so a copy with an added border ends up like its original: the first strips
-    lines of one colour (an added border), the second lines that are flat relative to the
-    spread of the image's centre, up to _MAX_TRIM of what the first pass left.
+    Lines of one colour go (standard deviation under _FLAT_FLOOR on 0-255 luma: an added border).
+    With ``relative``, so do the lines after them that are flat relative to the spread of the
+    image's centre (a plain sky: its depth depends on the edit, so only queries try this). A run
+    that reaches _MAX_TRIM of the side is a flat part of the picture, not a border, and is kept:
+    cutting it at an arbitrary depth would make the cut depend on the edit.
     """
-    return _trim_flat(_trim_flat(luma, _FLAT_FLOOR), None)
-
-
-def _trim_flat(luma: np.ndarray, threshold: float | None) -> np.ndarray:
     h, w = luma.shape
-    if threshold is None:
-        # Relative to the spread of the image's centre: lowering the contrast must not change
-        # which rows count as flat.
-        centre = luma[h // 4 : h - h // 4, w // 4 : w - w // 4]
-        threshold = max(_FLAT_FLOOR, _FLAT_SHARE * float(centre.std()))
-    row_flat = luma.std(axis=1) < threshold
-    col_flat = luma.std(axis=0) < threshold
+    centre = luma[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    flat = max(_FLAT_FLOOR, _FLAT_SHARE * float(centre.std()))
+    rows = (luma.std(axis=1), luma.mean(axis=1))
+    cols = (luma.std(axis=0), luma.mean(axis=0))
 
-    def run(flags: np.ndarray, limit: int) -> int:
-        # Length of the run of flat lines at the start of ``flags``, capped at ``limit``.
-        not_flat = np.flatnonzero(~flags[:limit])
-        return int(not_flat[0]) if not_flat.size else limit
+    def depth(spread: np.ndarray, level: np.ndarray) -> int:
+        # Per line, outermost first: standard deviation and mean. A border is one colour: flat
+        # lines all at the level of the outermost one (fog or sky drifts in level).
+        limit = int(len(spread) * _MAX_TRIM)
+        one_colour = (spread[:limit] < _FLAT_FLOOR) & (np.abs(level[:limit] - level[0]) < _FLAT_FLOOR)
+        cut = _run(one_colour)
+        if relative:
+            cut += _run(spread[cut:limit] < flat)
+        return cut if cut < limit else 0
 
-    top = run(row_flat, int(h * _MAX_TRIM))
-    bottom = run(row_flat[::-1], int(h * _MAX_TRIM))
-    left = run(col_flat, int(w * _MAX_TRIM))
-    right = run(col_flat[::-1], int(w * _MAX_TRIM))
+    top = depth(rows[0], rows[1])
+    bottom = depth(rows[0][::-1], rows[1][::-1])
+    left = depth(cols[0], cols[1])
+    right = depth(cols[0][::-1], cols[1][::-1])
     return luma[top : h - bottom, left : w - right]
+
+
+def _run(flags: np.ndarray) -> int:
+    """Length of the leading run of True in ``flags``."""
+    false = np.flatnonzero(~flags)
+    return int(false[0]) if false.size else len(flags)
 
 
 def _bands(lines: np.ndarray, limit: int) -> set[int]:
@@ -164,22 +175,25 @@ def _bands(lines: np.ndarray, limit: int) -> set[int]:
 
 
 def query_coefficients(image) -> list[np.ndarray]:
-    """Coefficients to search a query with: as :func:`coefficients`; untrimmed too, when
-    trimming cut something; and, when the query has caption bands (a plain strip with text along
-    an edge), without them.
+    """Coefficients to search a query with: as :func:`coefficients`; also untrimmed and more
+    deeply trimmed when those differ; and, when the query has caption bands (a plain strip with
+    text along an edge), without them.
 
     Returns
     -------
     list of ndarray of float32, shape (16, 16)
     """
     luma = _luma(image)
-    trimmed = _trim(luma)
-    out = [_dct(trimmed)]
     h, w = luma.shape
-    if trimmed.shape != luma.shape:
-        # An edit that flattens a sky or a shadow (more contrast, a darker gamma) makes the copy
-        # lose rows to trimming that the original kept: search the untrimmed copy too.
-        out.append(_dct(luma))
+    # The stored fingerprint's trim, then the untrimmed query (an edit that flattens a sky or a
+    # shadow can make the copy lose lines the original kept), then a deeper trim (a border next
+    # to a plain sky).
+    shapes = set()
+    out = []
+    for variant in (_trim(luma), luma, _trim(luma, relative=True)):
+        if variant.shape not in shapes:
+            shapes.add(variant.shape)
+            out.append(_dct(variant))
     sides = [
         {0} | _bands(luma, int(h * _MAX_TRIM)),
         {0} | _bands(luma[::-1], int(h * _MAX_TRIM)),
