@@ -263,7 +263,7 @@ def test_jpeg_pixel_hash_ignores_metadata(photo):
     assert stripped != tagged and b"Jane Doe" not in stripped
     np.testing.assert_array_equal(np.asarray(decode(tagged).image), np.asarray(decode(stripped).image))
     assert decode(tagged).pixel_sha256 == decode(stripped).pixel_sha256
-    assert decode(tagged).metadata == {"creator": "Jane Doe"}
+    assert decode(tagged).metadata == {"creator": "Jane Doe", "creator_source": "exif:Artist"}
 
 
 def test_jpeg_pixel_hash_differs_for_other_pixels(photo):

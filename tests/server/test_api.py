@@ -280,7 +280,7 @@ def test_add_get_list_thumbnail_delete(client, server):
     assert added["image"]["id"] == image_id
 
     info = client.get(f"/api/images/{image_id}").json()
-    assert info["creator"] == "Ada Lovelace"
+    assert info["creator"] == {"name": "Ada Lovelace", "source": "supplied", "image_id": image_id}
     assert info["metadata"]["title"] == "Coins"
     assert (info["width"], info["height"]) == (384, 303)
     [location] = info["locations"]

@@ -291,7 +291,7 @@ def test_collection_add_then_remove(page, server):
     page.wait_for_selector("#status.ok")
     link = page.locator("#status a")
     image_id = int(re.search(r"\d+", link.inner_text()).group())
-    assert server.engine.info(image_id)["creator"] == "Lunar Orbiter"
+    assert server.engine.info(image_id)["creator"]["name"] == "Lunar Orbiter"
 
     page.goto("/collection")
     assert page.locator(".tile .big").first.inner_text() == f"{total + 1:,}"
