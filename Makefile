@@ -12,14 +12,17 @@ $(PY):
 	$(PIP) install --upgrade pip
 
 install-run: $(PY)
-	$(PIP) install -e '.[demo,server]'
+	$(PIP) install -e '.[demo,server,deep,deep-export]'
+	$(PY) -m picorigin._features.deep
 
 install-test: $(PY) debian-test
 	$(PIP) install -e '.[test]'
+	$(PY) -m picorigin._features.deep
 
 install-bench: $(PY)
 	$(PIP) install -e '.[bench,test]'
 	$(PIP) install --no-deps 'image-match==1.1.2'
+	$(PY) -m picorigin._features.deep
 
 # Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
 DEBIAN_TEST_PACKAGES := chromium chromium-driver

@@ -1,7 +1,8 @@
 """``python -m bench [--quick]``: the whole benchmark suite, as ``make bench`` runs it.
 
 Copy detection first (both cores, for making the edited queries and the anchors' codes), then
-speed in a separate process pinned to one core, then crawl throughput against a local server.
+speed in a separate process pinned to one core, then similar-image quality and speed, then crawl
+throughput against a local server.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def main() -> int:
     copy_detection.main(args)
     root = Path(__file__).resolve().parent.parent
     status = 0
-    for module in ("bench.speed", "bench.crawl"):
+    for module in ("bench.speed", "bench.similar", "bench.crawl"):
         status |= subprocess.call([sys.executable, "-m", module, *quick], cwd=root)
     return status
 

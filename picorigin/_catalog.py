@@ -317,6 +317,19 @@ class Catalog:
         ).fetchall()
         return int(total), [int(row["id"]) for row in rows]
 
+    def orientations(self, ids: Iterable[int]) -> dict[int, int]:
+        """The stored canonicalising orientation (an index into ORIENTATIONS) of each image."""
+        ids = [int(i) for i in ids]
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._reader.execute(
+                f"SELECT id, orientation FROM images WHERE id IN ({marks})", chunk
+            ):
+                out[int(row["id"])] = int(row["orientation"])
+        return out
+
     def thumbnail(self, image_id: int) -> bytes | None:
         row = self._reader.execute(
             "SELECT jpeg FROM thumbnails WHERE image_id = ?", (image_id,)

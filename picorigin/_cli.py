@@ -139,19 +139,34 @@ def _print_report(report: IndexReport, as_json: bool) -> None:
     type=click.Choice(KINDS),
     help="Only matches of this kind; repeatable.",
 )
+@click.option("--label", default=None, metavar="TEXT",
+              help="Only images whose best-guess labels include this (dog, fox squirrel, ...).")
+@click.option("--colour", "--color", "colour", default=None, metavar="COLOUR",
+              help="Only images with at least 10 % of this colour (a name or #rrggbb).")
+@click.option("--fast", is_flag=True,
+              help="Fingerprint only: exact and near-duplicate copies, no other stage.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query, one per line.")
 @engine_command
 def search(
-    engine: Engine, queries: tuple[str, ...], k: int, kinds: tuple[str, ...], as_json: bool
+    engine: Engine,
+    queries: tuple[str, ...],
+    k: int,
+    kinds: tuple[str, ...],
+    label: str | None,
+    colour: str | None,
+    fast: bool,
+    as_json: bool,
 ) -> None:
-    """Find copies of each query image (a path or an http(s) URL).
+    """Find copies of each query image (a path or an http(s) URL), then similar images.
 
     Exits with status 1 when a query could not be read.
     """
     failed = False
     for query in queries:
         try:
-            result = engine.search(query, k=k, kinds=kinds or None)
+            result = engine.search(
+                query, k=k, kinds=kinds or None, label=label, colour=colour, fast=fast
+            )
         except PicoriginError as error:
             failed = True
             if as_json:
@@ -171,6 +186,12 @@ def _print_result(result: SearchResult) -> None:
     click.secho(
         f"{result.query}  ({result.width}x{result.height}, {result.elapsed_ms:.1f} ms)", bold=True
     )
+    labels = result.extra.get("labels")
+    if labels:
+        guess = ", ".join(f"{label['name']} {label['p']:.0%}" for label in labels[:3])
+        click.echo(f"  best guess: {guess}")
+    for name, reason in result.extra.get("stages_off", {}).items():
+        click.echo(f"  ({name} stage off: {reason})")
     if not result.copies:
         click.echo("  no copies found")
     if not result.matches:
@@ -183,6 +204,13 @@ def _print_result(result: SearchResult) -> None:
             f"  {match.kind:<15}{match.score:>6.3f}  {match.orientation or '-':<14}"
             f"{size:>11}{larger} {match.id:>6}  {match.uri}"
         )
+        box = match.extra.get("match_box")
+        if box and match.kind == "partial":
+            click.echo(
+                f"{'':>23}query region {match.extra['query_box']} is region {box} of the match"
+                f" ({match.extra['match_overlap']:.0%} of it), rotated {match.extra['rotation']:.0f}°,"
+                f" scale {match.extra['scale']:.2f}{', mirrored' if match.extra.get('mirror') else ''}"
+            )
     if any(m.larger_than_query or m.extra.get("upscaled") for m in result.matches):
         click.echo("  (+ larger than the query; ^ larger but only an upscale)")
     copies = result.copies

@@ -12,7 +12,9 @@ then near-duplicates by fingerprint distance.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -21,16 +23,16 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import _imaging
+from . import _imaging, _stages
 from ._catalog import Catalog
-from ._errors import ImageError, NotFound, PicoriginError
+from ._errors import NotFound, PicoriginError, StageUnavailable
 from ._features import fingerprint
 from ._index.base import BinaryIndex
 from ._index.faiss_binary import FaissBinaryIndex
@@ -72,6 +74,18 @@ class _Analysed:
     record: dict[str, Any]
     location: dict[str, Any]
     thumbnail: bytes | None
+    signals: dict[str, Any]
+
+
+@dataclass
+class _Found:
+    """One image a search found, before it is joined with its catalog record."""
+
+    kind: str
+    score: float
+    distance: int | None = None
+    orientation: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,9 +104,11 @@ def _init_worker(catalog_path: str) -> None:
     _worker_catalog = Catalog(Path(catalog_path))
 
 
-def _analyse_in_worker(source: str, settings: dict[str, Any]) -> _Known | _Analysed | _Failed:
+def _analyse_in_worker(
+    source: str, settings: dict[str, Any], stages: tuple[str, ...]
+) -> _Known | _Analysed | _Failed:
     known = _worker_catalog.find_by_sha256 if _worker_catalog else None
-    return analyse_safely(source, settings, known=known)
+    return analyse_safely(source, settings, known=known, stages=stages)
 
 
 def _file_stat(source: Any) -> tuple[int, float] | None:
@@ -111,8 +127,9 @@ def analyse(
     *,
     known: Callable[[str], int | None] | None = None,
     uri: str | None = None,
+    stages: tuple[str, ...] = (),
 ) -> _Known | _Analysed:
-    """Read, hash, decode and fingerprint one source.
+    """Read, hash, decode, fingerprint one source, and compute each stage's signal.
 
     Raises
     ------
@@ -128,8 +145,9 @@ def analyse(
     image_id = known(sha256) if known else None
     if image_id is not None:
         return _Known(uri, sha256, image_id, location)
-    decoded = _decode(data, uri, settings)
+    decoded = _decode(data, uri, settings, working_side(stages))
     code = fingerprint.compute(decoded.image)
+    signals = {name: stage_signal(name, decoded) for name in stages}
     record = {
         "sha256": sha256,
         "pixel_sha256": decoded.pixel_sha256,
@@ -142,7 +160,31 @@ def analyse(
         "metadata": decoded.metadata,
         "signals": _detail_signals(data, uri, settings) if settings["measure_detail"] else {},
     }
-    return _Analysed(uri, record, location, _thumbnail(decoded.image, settings["thumbnail_side"]))
+    thumbnail = _thumbnail(decoded.image, settings["thumbnail_side"])
+    return _Analysed(uri, record, location, thumbnail, signals)
+
+
+def working_side(stages: Iterable[str]) -> int:
+    """The size to decode at: the largest any of these stages (or the fingerprint) wants."""
+    return max([FINGERPRINT_SIDE, *(_stages.stage_class(name).working_side for name in stages)])
+
+
+def stage_signal(name: str, decoded: "_imaging.Decoded", *, query: bool = False) -> Any:
+    """One stage's signal of a decoded image (in the stage's own form)."""
+    compute = _stages.stage_class(name).compute
+    parameters = _parameters(compute)
+    kwargs: dict[str, Any] = {}
+    if "full_size" in parameters:
+        # Stages that report boxes need the original size, not the reduced one they see.
+        kwargs["full_size"] = (decoded.width, decoded.height)
+    if query and "query" in parameters:
+        kwargs["query"] = True
+    return compute(decoded.image, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(function: Callable) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
 
 
 def _detail_signals(data: bytes, uri: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -173,11 +215,13 @@ def analyse_safely(source: Any, settings: dict[str, Any], **kwargs: Any) -> _Kno
         return _Failed(label, f"{type(error).__name__}: {error}")
 
 
-def _decode(data: bytes, uri: str, settings: dict[str, Any]) -> "_imaging.Decoded":
+def _decode(
+    data: bytes, uri: str, settings: dict[str, Any], side: int = FINGERPRINT_SIDE
+) -> "_imaging.Decoded":
     return _imaging.decode(
         data,
         source=uri,
-        working_side=FINGERPRINT_SIDE,
+        working_side=side,
         max_pixels=settings["max_pixels"],
         max_side=settings["max_side"],
     )
@@ -232,6 +276,12 @@ class Engine:
             self._rebuild_index()
         self._last_checkpoint = time.monotonic()
         self._saved_epoch = self._catalog.epoch if self._persistent else -1
+        self._stages, self.stages_off = _stages.open_stages(self.path, self.settings)
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages running beside the fingerprint (``local``, ``deep``)."""
+        return list(self._stages)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -247,6 +297,8 @@ class Engine:
             if self._index is None:
                 return
             self.checkpoint()
+            for stage in self._stages.values():
+                stage.close()
             self._catalog.close()
             self._index = None
 
@@ -274,6 +326,8 @@ class Engine:
     def checkpoint(self) -> None:
         """Save the index files if the catalog changed since the last save."""
         with self._lock:
+            for stage in self._stages.values():
+                stage.save()
             if not self._persistent:
                 return
             epoch = self._catalog.epoch
@@ -305,6 +359,8 @@ class Engine:
             if created:
                 code = np.frombuffer(result.record["fingerprint"], np.uint8)[None, :]
                 self._index.add(np.array([image_id], np.int64), code)
+                for name, signal in result.signals.items():
+                    self._stages[name].add([image_id], [signal])
             return image_id, created
 
     def add(
@@ -335,7 +391,13 @@ class Engine:
         ImageError, FetchError
             When the source cannot be read or decoded.
         """
-        result = analyse(source, self.settings, known=self._catalog.find_by_sha256, uri=uri)
+        result = analyse(
+            source,
+            self.settings,
+            known=self._catalog.find_by_sha256,
+            uri=uri,
+            stages=tuple(self._stages),
+        )
         if sighting:
             result.location.update({k: v for k, v in sighting.items() if v is not None})
         if metadata and isinstance(result, _Analysed):
@@ -401,7 +463,12 @@ class Engine:
     ) -> Iterator[_Known | _Analysed | _Failed]:
         if workers <= 1 or len(sources) < 4:
             for source in sources:
-                yield analyse_safely(source, self.settings, known=self._catalog.find_by_sha256)
+                yield analyse_safely(
+                    source,
+                    self.settings,
+                    known=self._catalog.find_by_sha256,
+                    stages=tuple(self._stages),
+                )
             return
         yield from self._analyse_in_pool(sources, workers)
 
@@ -426,7 +493,10 @@ class Engine:
                     while queue or running:
                         while queue and len(running) < window:
                             source = queue.pop()
-                            running[pool.submit(_analyse_in_worker, source, self.settings)] = source
+                            future = pool.submit(
+                                _analyse_in_worker, source, self.settings, tuple(self._stages)
+                            )
+                            running[future] = source
                         finished, _ = wait(running, return_when=FIRST_COMPLETED)
                         for future in finished:
                             source = running.pop(future)
@@ -446,6 +516,8 @@ class Engine:
             if not self._catalog.remove_image(int(image_id)):
                 raise NotFound(f"no indexed image has id {image_id}")
             self._index.remove(np.array([int(image_id)], np.int64))
+            for stage in self._stages.values():
+                stage.remove([int(image_id)])
             self._maybe_checkpoint()
 
     def mark_removed(self, uri: str, page_url: str = "") -> bool:
@@ -460,41 +532,91 @@ class Engine:
         *,
         k: int = 10,
         kinds: Iterable[str] | None = None,
+        label: str | None = None,
+        colour: str | None = None,
+        fast: bool = False,
     ) -> SearchResult:
-        """Find copies of an image.
+        """Find copies of an image, and images that look like it.
 
         Parameters
         ----------
         source : path, http(s) URL, or bytes
         k : int
-            Most matches returned.
+            Most matches returned: copies first (exact, near-duplicate, partial), then similar.
         kinds : iterable of str, optional
             Only these kinds (``exact``, ``near_duplicate``, ``partial``, ``similar``).
+        label : str, optional
+            Only images whose best-guess labels include this (``dog``, ``fox squirrel``, ...);
+            needs the deep stage.
+        colour : str, optional
+            Only images with at least 10 % of this colour (a name or ``#rrggbb``); needs the
+            deep stage.
+        fast : bool
+            The fingerprint only: exact and near-duplicate copies, no stages.
 
         Raises
         ------
         ImageError, FetchError
             When the query cannot be read or decoded.
+        StageUnavailable
+            When ``label`` or ``colour`` is asked for without the deep stage.
         """
         started = time.perf_counter()
-        label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-        uri, data = _imaging.read_source(source, self.settings)
-        decoded = _decode(data, uri, self.settings)
-        sha256 = hashlib.sha256(data).hexdigest()
+        query_label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
         wanted = set(kinds) if kinds else set(KINDS)
         unknown = wanted - set(KINDS)
         if unknown:
             raise ValueError(f"unknown kind(s) {sorted(unknown)}; kinds are {list(KINDS)}")
+        stages = {} if fast else self._stages
+        if (label or colour) and "deep" not in stages:
+            reason = self.stages_off.get("deep", "it is not enabled (setting stages)")
+            raise StageUnavailable(f"--label and --colour need the deep stage, which is off: {reason}")
+        uri, data = _imaging.read_source(source, self.settings)
+        decoded = _decode(data, uri, self.settings, working_side(stages))
+        found: dict[int, _Found] = {}
+        self._find_exact(data, decoded, found)
+        self._find_near_duplicates(decoded, found)
+        extra: dict[str, Any] = {}
+        if "local" in stages and wanted & {"partial", "near_duplicate"}:
+            self._find_partial(decoded, found, k)
+        if "deep" in stages:
+            self._find_similar(decoded, found, k, wanted, label, colour, extra)
 
-        found: dict[int, tuple[str, float, int, fingerprint.Dihedral]] = {}
-        identity = (False, False, False)
-        exact_ids = set(self._catalog.find_by_pixel_sha256(decoded.pixel_sha256))
-        by_bytes = self._catalog.find_by_sha256(sha256)
+        records = self._catalog.images(found)
+        query_area = decoded.width * decoded.height
+        matches = [
+            _match(records[image_id], hit, query_area)
+            for image_id, hit in found.items()
+            if image_id in records and hit.kind in wanted  # records: not removed meanwhile
+        ]
+        matches.sort(key=lambda m: (KINDS.index(m.kind), -m.score, m.id))
+        matches = matches[:k]
+        likely_original = self._add_provenance(matches, records, decoded, data, uri)
+        if likely_original:
+            extra["likely_original"] = likely_original
+        if self.stages_off and not fast:
+            extra["stages_off"] = dict(self.stages_off)
+        return SearchResult(
+            query=query_label,
+            matches=matches,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            width=decoded.width,
+            height=decoded.height,
+            stages=["exact", "fingerprint", *stages],
+            extra=extra,
+        )
+
+    def _find_exact(self, data: bytes, decoded: "_imaging.Decoded", found: dict) -> None:
+        """Same bytes, or same decoded pixels."""
+        ids = set(self._catalog.find_by_pixel_sha256(decoded.pixel_sha256))
+        by_bytes = self._catalog.find_by_sha256(hashlib.sha256(data).hexdigest())
         if by_bytes is not None:
-            exact_ids.add(by_bytes)
-        for image_id in exact_ids:
-            found[image_id] = ("exact", 1.0, 0, identity)
+            ids.add(by_bytes)
+        for image_id in ids:
+            found[image_id] = _Found("exact", 1.0, distance=0, orientation="identity")
 
+    def _find_near_duplicates(self, decoded: "_imaging.Decoded", found: dict) -> None:
+        """Fingerprints within ``near_duplicate_distance``, in every orientation that matters."""
         radius = int(self.settings["near_duplicate_distance"])
         variants = fingerprint.query_coefficients(decoded.image)
         first = [fingerprint.probes(coeffs) for coeffs in variants]
@@ -510,42 +632,74 @@ class Engine:
                 if g not in {element for element, _ in tried}
             ]
             hits = self._search_index(probes, radius)
+        best: dict[int, tuple[int, fingerprint.Dihedral]] = {}
         for row, image_id, distance in hits:
-            previous = found.get(image_id)
-            if previous is not None and (previous[0] == "exact" or previous[2] <= distance):
+            if image_id not in best or distance < best[image_id][0]:
+                best[image_id] = (distance, probes[row][0])
+        if not best:
+            return
+        stored = self._catalog.orientations(best)
+        for image_id, (distance, probe) in best.items():
+            if image_id in found or image_id not in stored:
                 continue
-            found[image_id] = ("near_duplicate", _distance_score(distance), distance, probes[row][0])
-
-        records = self._catalog.images(found)
-        matches = []
-        for image_id, (kind, score, distance, probe) in found.items():
-            record = records.get(image_id)
-            if record is None or kind not in wanted:
-                continue  # removed between the index search and the catalog read
-            if kind == "exact":
-                orientation = "identity"
-            else:
-                # The probe took the query, and the stored orientation took the indexed image, to
-                # the same canonical form: query = probe^-1(stored(indexed)).
-                element = fingerprint.compose(
-                    fingerprint.ORIENTATIONS[record["orientation"]], fingerprint.inverse(probe)
-                )
-                orientation = fingerprint.orientation_name(element)
-            matches.append(
-                _match(record, kind, score, distance, orientation, decoded.width * decoded.height)
+            # The probe took the query, and the stored orientation took the indexed image, to
+            # the same canonical form: query = probe^-1(stored(indexed)).
+            element = fingerprint.compose(
+                fingerprint.ORIENTATIONS[stored[image_id]], fingerprint.inverse(probe)
             )
-        matches.sort(key=lambda m: (KINDS.index(m.kind), -m.score, m.id))
-        matches = matches[:k]
-        likely_original = self._add_provenance(matches, records, decoded, data, uri)
-        return SearchResult(
-            query=label,
-            matches=matches,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-            width=decoded.width,
-            height=decoded.height,
-            stages=["exact", "fingerprint"],
-            extra={"likely_original": likely_original} if likely_original else {},
-        )
+            found[image_id] = _Found(
+                "near_duplicate",
+                _distance_score(distance),
+                distance=distance,
+                orientation=fingerprint.orientation_name(element),
+            )
+
+    def _find_partial(self, decoded: "_imaging.Decoded", found: dict, k: int) -> None:
+        """Local features: crops, pasted-in and screenshotted copies, with where they match."""
+        signal = stage_signal("local", decoded, query=True)
+        for hit in self._stages["local"].search(signal, max(k, 10)):
+            image_id = hit.pop("id")
+            kind, score = hit.pop("kind"), hit.pop("score")
+            if image_id in found:
+                found[image_id].extra.update(hit)  # the boxes explain a fingerprint match
+            else:
+                found[image_id] = _Found(
+                    kind, score, orientation=_orientation_of(hit), extra=hit
+                )
+
+    def _find_similar(
+        self,
+        decoded: "_imaging.Decoded",
+        found: dict,
+        k: int,
+        wanted: set[str],
+        label: str | None,
+        colour: str | None,
+        extra: dict[str, Any],
+    ) -> None:
+        """Deep features: images that look alike; labels and palette for the query and copies."""
+        stage = self._stages["deep"]
+        signal = stage_signal("deep", decoded)
+        extra.update(type(stage).describe(signal))  # the query's labels and palette
+        copies = list(found)
+        if copies and (label or colour):
+            kept = {h["id"] for h in stage.search(signal, len(copies), candidates=copies,
+                                                  label=label, colour=colour)}
+            for image_id in copies:
+                if image_id not in kept:
+                    del found[image_id]
+        for image_id, facts in stage.details(list(found)).items():
+            found[image_id].extra.update(facts)
+        if "similar" not in wanted:
+            return
+        # A label or colour filter is itself the criterion: rank what passes it by likeness.
+        minimum = 0.0 if (label or colour) else float(self.settings["similar_min_score"])
+        for hit in stage.search(signal, k + len(found), label=label, colour=colour,
+                                min_score=minimum):
+            image_id = hit.pop("id")
+            if image_id not in found:
+                kind, score = hit.pop("kind"), hit.pop("score")
+                found[image_id] = _Found(kind, score, extra=hit)
 
     def _add_provenance(
         self,
@@ -630,24 +784,37 @@ def _distance_score(distance: int) -> float:
     return max(0.0, 1.0 - distance / (fingerprint.BITS / 2))
 
 
-def _match(
-    record: dict[str, Any], kind: str, score: float, distance: int, orientation: str, query_area: int
-) -> Match:
+def _match(record: dict[str, Any], hit: _Found, query_area: int) -> Match:
     live = [loc for loc in record["locations"] if not loc["removed_at"]]
     uris = list(dict.fromkeys(loc["uri"] for loc in (live or record["locations"])))
     return Match(
         id=record["id"],
-        kind=kind,
-        score=score,
+        kind=hit.kind,
+        score=hit.score,
         uri=uris[0] if uris else None,
         uris=uris,
         width=record["width"],
         height=record["height"],
         format=record["format"],
         larger_than_query=record["width"] * record["height"] > query_area,
-        orientation=orientation,
-        distance=distance,
+        orientation=hit.orientation,
+        distance=hit.distance,
         creator=origin.creator([record]),
         metadata=record["metadata"],
+        extra=dict(hit.extra),
     )
+
+
+def _orientation_of(hit: dict[str, Any]) -> str | None:
+    """The dihedral name of a verified transform when it is a quarter-turn multiple (or None)."""
+    rotation = hit.get("rotation")
+    if rotation is None:
+        return None
+    turns = round(rotation / 90.0)
+    if abs(rotation - 90.0 * turns) > 5.0:
+        return None
+    name = {0: "identity", 1: "rot90", 2: "rot180", 3: "rot270"}[turns % 4]
+    if hit.get("mirror"):
+        name = "mirror" if name == "identity" else f"mirror_{name}"
+    return name
 

@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
             "link-local addresses (off by default so a server cannot be used as an SSRF proxy)."),
     Setting("near_duplicate_distance", 64, "Largest Hamming distance (of 256 bits) between "
             "fingerprints that counts as a near-duplicate; see README for how it was measured."),
+    Setting("stages", "local,deep", "Stages run beside the fingerprint, comma-separated: local "
+            "(crops, pasted-in, screenshots; needs only OpenCV), deep (similar images, labels, "
+            "colour; needs the deep extra, off with a notice without it). Empty for "
+            "fingerprint only."),
+    Setting("similar_min_score", 0.5, "Lowest calibrated score for a `similar` match (0-1; "
+            "0.5 is where same-kind and unrelated photo pairs were equally likely)."),
     Setting("measure_detail", True, "Measure each image's true detail at ingest (a full-size "
             "decode, ~10-40 ms) so upscaled copies are not reported as higher resolution."),
     Setting("workers", 0, "Processes used by `index`; 0 means one per CPU core."),
