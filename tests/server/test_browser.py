@@ -163,6 +163,8 @@ def test_unknown_photo_finds_no_copies(page):
     assert "No copies found" in notice.inner_text()
     assert page.locator("#results .card[data-kind=exact], #results .card[data-kind=near_duplicate],"
                         " #results .card[data-kind=partial]").count() == 0
+    # The deep stage names what the photo shows (skimage's camera man: a tripod).
+    assert "Best guess for this image: tripod" in page.locator("#best-guess").inner_text()
     screenshots(page, "search-no-copies")
 
 

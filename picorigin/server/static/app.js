@@ -137,6 +137,8 @@ function matchCard(match, query) {
   const badges = el("div", {class: "badges"},
     el("span", {class: `badge kind kind-${match.kind}`}, KIND_LABEL[match.kind] || match.kind),
     match.larger_than_query ? el("span", {class: "badge larger", title: "Larger than your image"}, "larger") : null,
+    match.upscaled ? el("span", {class: "badge", title: "Larger, but only an enlargement of a smaller copy"}, "upscaled") : null,
+    isOriginal(match, query) ? el("span", {class: "badge original", title: "Most likely the original"}, "likely original") : null,
     ORIENTATION[match.orientation] ? el("span", {class: "badge"}, ORIENTATION[match.orientation]) : null);
   const facts = [];
   if (typeof match.score === "number") facts.push(`score ${Math.round(match.score * 100)}%`);
@@ -153,7 +155,18 @@ function matchCard(match, query) {
         el("a", {href}, shortUri(match.uri) || `image ${match.id}`),
         others > 0 ? el("span", {class: "muted"}, ` +${others} more`) : null),
       creator ? el("p", {class: "creator"}, "by ", el("strong", {}, creator)) : null,
+      labelLine(match.labels),
       pagesList(match.pages)));
+}
+
+function isOriginal(match, query) {
+  return Boolean(query.likely_original && query.likely_original.id === match.id);
+}
+
+function labelLine(labels) {
+  if (!Array.isArray(labels) || labels.length === 0) return null;
+  const text = labels.slice(0, 3).map((l) => `${l.name} ${Math.round(l.p * 100)}%`).join(", ");
+  return el("p", {class: "labels muted"}, text);
 }
 
 function renderResults(result, query) {
@@ -165,6 +178,15 @@ function renderResults(result, query) {
   parts.push(el("p", {class: "summary muted"},
     `${copies.length} ${copies.length === 1 ? "copy" : "copies"}` +
     (matches.length > copies.length ? `, ${matches.length - copies.length} similar` : "") + elapsed));
+  if (Array.isArray(result.labels) && result.labels.length > 0) {
+    const best = result.labels[0];
+    parts.push(el("p", {class: "best-guess", id: "best-guess"}, "Best guess for this image: ",
+      el("strong", {}, best.name), el("span", {class: "muted"}, ` (${Math.round(best.p * 100)}%)`)));
+  }
+  for (const [stage, reason] of Object.entries(result.stages_off || {})) {
+    parts.push(el("p", {class: "muted stage-off"}, `The ${stage} stage is off: ${reason}`));
+  }
+  query.likely_original = result.likely_original || null;
   if (copies.length === 0) {
     parts.push(el("div", {class: "notice", id: "no-copies"},
       el("strong", {}, "No copies found"),
