@@ -330,6 +330,9 @@ class Catalog:
                 out[int(row["id"])] = int(row["orientation"])
         return out
 
+    def all_ids(self) -> set[int]:
+        return {int(row[0]) for row in self._reader.execute("SELECT id FROM images")}
+
     def thumbnail(self, image_id: int) -> bytes | None:
         row = self._reader.execute(
             "SELECT jpeg FROM thumbnails WHERE image_id = ?", (image_id,)

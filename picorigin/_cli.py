@@ -230,6 +230,86 @@ def _print_result(result: SearchResult) -> None:
 
 
 @cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG showing the two aligned and the changed regions boxed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@engine_command
+def compare(engine: Engine, a: str, b: str, out: Path | None, as_json: bool) -> None:
+    """Say what changed between two images of the same picture (paths or URLs).
+
+    Crop box, rotation, scale, mirror, colour shift, and the regions whose content differs
+    after alignment (a caption or logo added, an object removed). Exits with status 1 when the
+    two do not match at all.
+    """
+    try:
+        result = engine.compare(a, b, diff_path=out)
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(result))
+    elif not result["matched"]:
+        click.echo(f"{a} and {b} show no common picture ({result['inliers']} consistent keypoints)")
+    else:
+        click.echo(f"{result['kind']}: {result['inliers']} consistent keypoints")
+        click.echo(f"  common region: {result['a_box']} in A ({result['a_overlap']:.0%} of A),"
+                   f" {result['b_box']} in B ({result['b_overlap']:.0%} of B)")
+        click.echo(f"  rotation {result['rotation']:.1f}°, scale {result['scale']:.3f}"
+                   f"{', mirrored' if result['mirror'] else ''}")
+        shift = result["colour_shift"]
+        if shift.get("changed"):
+            click.echo(f"  colour shift: mean {shift['mean']}, gain {shift['gain']}")
+        for region in result["changed"]:
+            click.echo(f"  changed: {region['a_box']} in A, {region['b_box']} in B "
+                       f"({region['share']:.1%} of the overlap)")
+        if not result["changed"]:
+            click.echo("  no region differs after alignment")
+        if out:
+            click.echo(f"  picture of the differences: {out}")
+    if not result["matched"]:
+        sys.exit(1)
+
+
+@cli.group()
+def vocab() -> None:
+    """The visual vocabulary of the local-feature stage."""
+
+
+@vocab.command("train")
+@click.option("--max-images", type=int, default=5000, show_default=True,
+              help="Stored images whose descriptors train it.")
+@engine_command
+def vocab_train(engine: Engine, max_images: int) -> None:
+    """Train a vocabulary on this collection (instead of the packaged default), re-quantise
+    every stored image and rebuild the inverted file. Worth it past ~100,000 images."""
+    try:
+        stage = engine.stage("local")
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
+    started = time.monotonic()
+    stage.train_vocabulary(max_images=max_images)
+    click.echo(f"trained a vocabulary on up to {max_images} images in "
+               f"{time.monotonic() - started:.1f} s; stats: {json.dumps(stage.stats())}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@engine_command
+def reindex(engine: Engine, as_json: bool) -> None:
+    """Compute the stage signals that indexed images lack.
+
+    Needed after enabling a stage (or installing the deep extra) on an existing collection, and
+    after a crash between the catalog's commit and a stage's. Each image is re-read from a
+    location that still holds it.
+    """
+    report = engine.reindex(progress=_Progress())
+    _print_report(report, as_json)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--depth", type=int, default=2, show_default=True, help="Links followed from a seed.")
 @click.option("--max-pages", type=int, default=100, show_default=True, help="Pages read at most.")
@@ -346,6 +426,12 @@ def stats(engine: Engine, as_json: bool) -> None:
     index = figures["index"]
     click.echo(f"index         {index['backend']}, {index['fingerprints']} fingerprints, "
                f"{index['memory_bytes'] / 1e6:.1f} MB in RAM")
+    for name, facts in figures["stages"].items():
+        click.echo(f"stage {name:<8}{facts.get('images', 0)} images, "
+                   f"{facts.get('bytes_on_disk', 0) / 1e6:.1f} MB on disk, "
+                   f"{facts.get('bytes_in_ram', 0) / 1e6:.1f} MB in RAM")
+    for name, reason in figures["stages_off"].items():
+        click.echo(f"stage {name:<8}off: {reason}")
 
 
 @cli.command()

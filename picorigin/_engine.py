@@ -46,6 +46,8 @@ logger = logging.getLogger("picorigin")
 
 # The fingerprint needs little: a JPEG is decoded at 1/8 scale when that still leaves this much.
 FINGERPRINT_SIDE = 128
+# compare() aligns images decoded this large: finer changed regions than the 640 px stages see.
+_COMPARE_SIDE = 1024
 _INDEX_FILE = "fingerprints.faissbin"
 _INDEX_STATE = "fingerprints.json"
 _ORIENTATION_CODES = {g: i for i, g in enumerate(fingerprint.ORIENTATIONS)}
@@ -277,11 +279,24 @@ class Engine:
         self._last_checkpoint = time.monotonic()
         self._saved_epoch = self._catalog.epoch if self._persistent else -1
         self._stages, self.stages_off = _stages.open_stages(self.path, self.settings)
+        missing = sum(len(ids) for ids in self.missing_signals().values())
+        if missing:
+            logger.warning(
+                "%d stage signals are missing (a stage enabled later, an upgrade, or a crash "
+                "between commits): run `picorigin reindex` to compute them", missing
+            )
 
     @property
     def stages(self) -> list[str]:
         """The stages running beside the fingerprint (``local``, ``deep``)."""
         return list(self._stages)
+
+    def stage(self, name: str) -> Any:
+        """A running stage, for its own maintenance (``vocab train``). Raises StageUnavailable."""
+        if name not in self._stages:
+            reason = self.stages_off.get(name, "it is not enabled (setting stages)")
+            raise StageUnavailable(f"the {name} stage is off: {reason}")
+        return self._stages[name]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -510,6 +525,50 @@ class Engine:
                         retry_alone.extend(crashed)
                     continue
 
+    def missing_signals(self) -> dict[str, list[int]]:
+        """Per stage, the catalogued images it holds no signal for."""
+        catalogued = self._catalog.all_ids()
+        return {
+            name: sorted(catalogued - stage.ids())
+            for name, stage in self._stages.items()
+            if hasattr(stage, "ids") and len(catalogued) != stage.stats()["images"]
+        }
+
+    def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> IndexReport:
+        """Compute the stage signals that catalogued images lack, re-reading each image from
+        the first of its locations that can still be read (a file, or a URL)."""
+        started = time.perf_counter()
+        report = IndexReport()
+        missing = self.missing_signals()
+        todo: dict[int, list[str]] = {}
+        for name, ids in missing.items():
+            for image_id in ids:
+                todo.setdefault(image_id, []).append(name)
+        records = self._catalog.images(todo)
+        for done, (image_id, names) in enumerate(sorted(todo.items()), 1):
+            reason = "no location of it can be read any more"
+            for location in records.get(image_id, {}).get("locations", []):
+                try:
+                    uri, data = _imaging.read_source(location["uri"], self.settings)
+                    if hashlib.sha256(data).hexdigest() != records[image_id]["sha256"]:
+                        reason = f"{uri} now holds other content"
+                        continue
+                    decoded = _decode(data, uri, self.settings, working_side(names))
+                    with self._lock:
+                        for name in names:
+                            self._stages[name].add([image_id], [stage_signal(name, decoded)])
+                    report.indexed += 1
+                    break
+                except PicoriginError as error:
+                    reason = str(error)
+            else:
+                report.failed.append((f"image {image_id}", reason))
+            if progress:
+                progress(done, len(todo))
+        self.checkpoint()
+        report.seconds = time.perf_counter() - started
+        return report
+
     def remove(self, image_id: int) -> None:
         """Remove an image, its locations and its signals. Raises NotFound."""
         with self._lock:
@@ -734,6 +793,47 @@ class Engine:
         with self._lock:
             return self._index.search(np.stack([code for _, code in probes]), radius)
 
+    def compare(
+        self,
+        a: str | Path | bytes,
+        b: str | Path | bytes,
+        *,
+        diff_path: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """What changed between two images of the same picture.
+
+        Aligns them with the transform their keypoints agree on and reports the region they
+        share (``a_box`` in A's pixels: the crop box when B is a crop of A; ``b_box`` in B's),
+        rotation, scale, mirror, colour shift, and the regions whose content differs after
+        alignment (a caption or a logo added, an object removed), as boxes in both images.
+
+        Parameters
+        ----------
+        a, b : path, http(s) URL, or bytes
+        diff_path : str or Path, optional
+            Also write a PNG that shows A, B aligned onto A, and the changed regions boxed.
+
+        Returns
+        -------
+        dict
+            ``matched`` false when the two share no geometry; else see ``picorigin._compare``.
+        """
+        from . import _compare
+
+        decoded = []
+        for source in (a, b):
+            uri, data = _imaging.read_source(source, self.settings)
+            decoded.append(_decode(data, uri, self.settings, _COMPARE_SIDE))
+        result = _compare.compare(
+            decoded[0].image,
+            decoded[1].image,
+            size_a=(decoded[0].width, decoded[0].height),
+            size_b=(decoded[1].width, decoded[1].height),
+            diff_path=diff_path,
+        )
+        labels = ["<bytes>" if isinstance(s, (bytes, bytearray)) else str(s) for s in (a, b)]
+        return {"a": labels[0], "b": labels[1], **result}
+
     def info(self, image_id: int) -> dict[str, Any]:
         """The full record of an image: size, format, metadata, every location. Raises NotFound."""
         record = self._catalog.images([int(image_id)]).get(int(image_id))
@@ -764,7 +864,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """Counts, index size and the data folder's size on disk."""
         counts = self._catalog.counts()
-        disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        disk = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return {
             "data_folder": str(self.path.resolve()),
             "images": counts["images"],
@@ -776,6 +876,8 @@ class Engine:
                 "fingerprints": len(self._index),
                 "memory_bytes": self._index.memory_bytes(),
             },
+            "stages": {name: stage.stats() for name, stage in self._stages.items()},
+            "stages_off": dict(self.stages_off),
         }
 
 

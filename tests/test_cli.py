@@ -121,3 +121,43 @@ def test_crawl_then_search_shows_pages_creator_and_original(run, tmp_path):
     larger = [m for m in line["matches"] if m["larger_than_query"]]
     assert [m["uri"].rsplit("/", 1)[-1] for m in larger] == ["coffee-large.jpg"]
     assert {p["title"] for p in line["matches"][0]["pages"]} == {"Home", "The story"}
+
+
+def test_compare_reports_crop_and_the_pasted_object(run, tmp_path):
+    base = photo("astronaut")
+    edited = base.copy()
+    patch = photo("coffee").resize((120, 80))
+    edited.paste(patch, (300, 360))  # an object pasted in
+    edited = edited.crop((40, 30, 500, 500))  # and cropped
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    base.save(a)
+    edited.save(b)
+    out = tmp_path / "diff.png"
+    result = run("compare", a, b, "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["matched"]
+    # B is A's region (40, 30)-(500, 500); the box of A in which B lies is reported in A pixels.
+    x0, y0, x1, y1 = found["a_box"]
+    assert abs(x0 - 40) < 10 and abs(y0 - 30) < 10 and abs(x1 - 500) < 10 and abs(y1 - 500) < 10
+    assert abs(found["rotation"]) < 1 and abs(found["scale"] - 1) < 0.03
+    # the changed region covers the pasted patch, at (300, 360)-(420, 440) in A
+    assert any(
+        r["a_box"][0] < 330 and r["a_box"][2] > 390 and r["a_box"][1] < 390 and r["a_box"][3] > 410
+        for r in found["changed"]
+    ), found["changed"]
+    assert out.exists() and out.read_bytes()[:4] == b"\x89PNG"
+    assert "changed:" in run("compare", a, b).output
+    unrelated = tmp_path / "c.png"
+    photo("camera").save(unrelated)
+    assert run("compare", a, unrelated).exit_code == 1
+
+
+def test_vocab_train_and_reindex(run, photo_dir):
+    run("index", photo_dir, "-w", "1")
+    result = run("vocab", "train", "--max-images", "10")
+    assert result.exit_code == 0, result.output
+    assert "trained a vocabulary" in result.output
+    assert run("reindex").output.startswith("indexed 0, skipped 0, failed 0")
+    stats = run("stats").output
+    assert "stage local" in stats and "stage deep" in stats

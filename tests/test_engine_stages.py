@@ -109,3 +109,18 @@ def test_without_the_deep_extra_search_works_and_says_so(tmp_path, photo_dir, mo
         assert "pip install" in result.extra["stages_off"]["deep"]
         with pytest.raises(StageUnavailable):
             engine.search(jpeg_bytes(photo("coffee")), label="cup")
+
+
+def test_reindex_fills_a_stage_enabled_later(tmp_path, photo_dir):
+    with Engine(tmp_path / "db", settings={"stages": ""}) as engine:
+        engine.index([photo_dir], workers=1)
+    with Engine(tmp_path / "db") as engine:
+        assert engine.missing_signals() == {
+            name: sorted(engine._catalog.all_ids()) for name in ("local", "deep")
+        }
+        crop = jpeg_bytes(photo("rocket").crop((100, 50, 500, 400)))
+        assert engine.search(crop).copies == []
+        report = engine.reindex()
+        assert (report.indexed, report.failed) == (len(PHOTOS), [])
+        assert engine.missing_signals() == {}
+        assert engine.search(crop).matches[0].kind == "partial"

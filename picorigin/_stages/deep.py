@@ -454,6 +454,11 @@ class DeepStage:
             self._db.close()
             self._db = None
 
+    def ids(self) -> set[int]:
+        """Every image id this stage holds a signal for (to find images it lacks)."""
+        with self._lock:
+            return {int(row[0]) for row in self._db.execute("SELECT id FROM signals")}
+
     def stats(self) -> dict:
         """Counts and sizes: images, index layout, bytes on disk and in RAM."""
         with self._lock:
