@@ -9,11 +9,20 @@ __all__ = ["make_demo"]
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
+def _pasted(photo, host):
+    """``photo`` at 60 % of ``host``'s width, pasted into a corner of it."""
+    scene = host.convert("RGB").resize((host.width * 2, host.height * 2))
+    small = photo.resize((int(scene.width * 0.6), int(photo.height * scene.width * 0.6 / photo.width)))
+    scene.paste(small, (scene.width - small.width - 20, 20))
+    return scene
+
+
 def make_demo(folder: Path) -> tuple[list[Path], list[Path]]:
     """Write demo photos and query copies to ``folder``; return (collection, queries).
 
     The queries are a rotated thumbnail, a mirrored greyscale copy, a heavily recompressed copy,
-    and one photo that is not in the collection (it must find no copies).
+    a crop, the coffee cup pasted into another photo, and one photo that is not in the
+    collection (it must find no copies, only similar images).
     """
     try:
         from skimage import data
@@ -37,6 +46,8 @@ def make_demo(folder: Path) -> tuple[list[Path], list[Path]]:
         "astronaut-thumbnail-rotated.jpg": astronaut.resize((160, 160)).rotate(90, expand=True),
         "coffee-mirrored-grey.png": ImageOps.mirror(ImageOps.grayscale(coffee)),
         "rocket-quality-10.jpg": rocket,
+        "astronaut-crop.jpg": astronaut.crop((150, 40, 420, 300)),
+        "coffee-pasted-into-chelsea.jpg": _pasted(coffee, Image.open(collection[2])),
         "not-indexed-camera.jpg": Image.fromarray(data.camera()).convert("RGB"),
     }
     paths = []
