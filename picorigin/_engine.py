@@ -77,6 +77,8 @@ class _Analysed:
     location: dict[str, Any]
     thumbnail: bytes | None
     signals: dict[str, Any]
+    # The decoded image, kept only until batched stages have run (never pickled back).
+    pending: Any = None
 
 
 @dataclass
@@ -106,11 +108,11 @@ def _init_worker(catalog_path: str) -> None:
     _worker_catalog = Catalog(Path(catalog_path))
 
 
-def _analyse_in_worker(
-    source: str, settings: dict[str, Any], stages: tuple[str, ...]
-) -> _Known | _Analysed | _Failed:
+def _analyse_batch_in_worker(
+    sources: list[str], settings: dict[str, Any], stages: tuple[str, ...]
+) -> list[_Known | _Analysed | _Failed]:
     known = _worker_catalog.find_by_sha256 if _worker_catalog else None
-    return analyse_safely(source, settings, known=known, stages=stages)
+    return analyse_batch(sources, settings, known=known, stages=stages)
 
 
 def _file_stat(source: Any) -> tuple[int, float] | None:
@@ -130,8 +132,12 @@ def analyse(
     known: Callable[[str], int | None] | None = None,
     uri: str | None = None,
     stages: tuple[str, ...] = (),
+    defer: tuple[str, ...] = (),
 ) -> _Known | _Analysed:
     """Read, hash, decode, fingerprint one source, and compute each stage's signal.
+
+    Stages in ``defer`` are left to the caller, who batches them (``analyse_batch``); the
+    decoded image waits in ``pending`` for them.
 
     Raises
     ------
@@ -149,7 +155,7 @@ def analyse(
         return _Known(uri, sha256, image_id, location)
     decoded = _decode(data, uri, settings, working_side(stages))
     code = fingerprint.compute(decoded.image)
-    signals = {name: stage_signal(name, decoded) for name in stages}
+    signals = {name: stage_signal(name, decoded) for name in stages if name not in defer}
     record = {
         "sha256": sha256,
         "pixel_sha256": decoded.pixel_sha256,
@@ -163,7 +169,42 @@ def analyse(
         "signals": _detail_signals(data, uri, settings) if settings["measure_detail"] else {},
     }
     thumbnail = _thumbnail(decoded.image, settings["thumbnail_side"])
-    return _Analysed(uri, record, location, thumbnail, signals)
+    return _Analysed(uri, record, location, thumbnail, signals, decoded if defer else None)
+
+
+BATCH = 8
+"""Images a worker analyses together, so a network stage runs once on a batch of them."""
+
+
+def analyse_batch(
+    sources: list[Any],
+    settings: dict[str, Any],
+    *,
+    known: Callable[[str], int | None] | None = None,
+    stages: tuple[str, ...] = (),
+) -> list[_Known | _Analysed | _Failed]:
+    """``analyse_safely`` for several sources; stages with ``compute_batch`` (the deep network)
+    run once for all of them: about half the cost per image of one call each."""
+    batched = tuple(n for n in stages if hasattr(_stages.stage_class(n), "compute_batch"))
+    results = [
+        analyse_safely(source, settings, known=known, stages=stages, defer=batched)
+        for source in sources
+    ]
+    waiting = [r for r in results if isinstance(r, _Analysed) and r.pending is not None]
+    for name in batched:
+        if not waiting:
+            break
+        try:
+            signals = _stages.stage_class(name).compute_batch([r.pending.image for r in waiting])
+        except PicoriginError as error:
+            results = [_Failed(r.uri, str(error)) if r in waiting else r for r in results]
+            waiting = []
+            break
+        for result, signal in zip(waiting, signals):
+            result.signals[name] = signal
+    for result in waiting:
+        result.pending = None
+    return results
 
 
 def working_side(stages: Iterable[str]) -> int:
@@ -477,9 +518,9 @@ class Engine:
         self, sources: list[str], workers: int
     ) -> Iterator[_Known | _Analysed | _Failed]:
         if workers <= 1 or len(sources) < 4:
-            for source in sources:
-                yield analyse_safely(
-                    source,
+            for start in range(0, len(sources), BATCH):
+                yield from analyse_batch(
+                    sources[start : start + BATCH],
                     self.settings,
                     known=self._catalog.find_by_sha256,
                     stages=tuple(self._stages),
@@ -490,39 +531,40 @@ class Engine:
     def _analyse_in_pool(
         self, sources: list[str], workers: int
     ) -> Iterator[_Known | _Analysed | _Failed]:
-        # A bounded window of futures: memory stays flat for any collection size, and a worker
+        # A bounded window of batches: memory stays flat for any collection size, and a worker
         # that dies (a decoder crash) loses only the files in flight, which are retried alone.
-        pending = list(reversed(sources))
-        retry_alone: list[str] = []
+        pending = [sources[i : i + BATCH] for i in range(0, len(sources), BATCH)][::-1]
+        retry_alone: list[list[str]] = []
         while pending or retry_alone:
-            window = 1 if retry_alone and not pending else workers * 4
-            queue = retry_alone if retry_alone and not pending else pending
+            alone = bool(retry_alone) and not pending
+            window = 1 if alone else workers * 2
+            queue = retry_alone if alone else pending
             with ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=get_context("forkserver"),
                 initializer=_init_worker,
                 initargs=(str(self._catalog.path),),
             ) as pool:
-                running: dict[Future, str] = {}
+                running: dict[Future, list[str]] = {}
                 try:
                     while queue or running:
                         while queue and len(running) < window:
-                            source = queue.pop()
+                            batch = queue.pop()
                             future = pool.submit(
-                                _analyse_in_worker, source, self.settings, tuple(self._stages)
+                                _analyse_batch_in_worker, batch, self.settings, tuple(self._stages)
                             )
-                            running[future] = source
+                            running[future] = batch
                         finished, _ = wait(running, return_when=FIRST_COMPLETED)
                         for future in finished:
-                            source = running.pop(future)
-                            yield future.result()
+                            running.pop(future)
+                            yield from future.result()
                 except BrokenProcessPool:
-                    crashed = list(running.values())
-                    if window == 1:
+                    crashed = [source for batch in running.values() for source in batch]
+                    if alone:
                         for source in crashed:
                             yield _Failed(source, "the decoder crashed on this file")
                     else:
-                        retry_alone.extend(crashed)
+                        retry_alone.extend([source] for source in crashed)
                     continue
 
     def missing_signals(self) -> dict[str, list[int]]:

@@ -124,3 +124,22 @@ def test_reindex_fills_a_stage_enabled_later(tmp_path, photo_dir):
         assert (report.indexed, report.failed) == (len(PHOTOS), [])
         assert engine.missing_signals() == {}
         assert engine.search(crop).matches[0].kind == "partial"
+
+
+def test_batched_analysis_matches_one_at_a_time(photo_dir, tmp_path):
+    import numpy as np
+
+    from picorigin._engine import analyse, analyse_batch
+    from picorigin._settings import resolve_settings
+
+    settings = resolve_settings({})
+    paths = [str(photo_dir / f"{name}.jpg") for name in PHOTOS[:3]]
+    (tmp_path / "bad.jpg").write_bytes(b"no image")
+    batch = analyse_batch([*paths, str(tmp_path / "bad.jpg")], settings, stages=("local", "deep"))
+    assert batch[-1].reason and all(r.pending is None for r in batch[:-1])
+    for path, batched in zip(paths, batch):
+        alone = analyse(path, settings, stages=("local", "deep"))
+        a, b = alone.signals["deep"].embedding, batched.signals["deep"].embedding
+        assert float(np.dot(a, b)) > 0.99
+        assert alone.record["fingerprint"] == batched.record["fingerprint"]
+        assert set(batched.signals) == {"local", "deep"}
