@@ -12,10 +12,7 @@ then near-duplicates by fingerprint distance.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
-import io
 import json
 import logging
 import os
@@ -31,6 +28,21 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import _imaging, _stages
+from ._analysis import (
+    BATCH,
+    Analysed,
+    Failed,
+    Known,
+    analyse,
+    analyse_batch,
+    analyse_batch_in_worker,
+    decode,
+    detail_signals,
+    file_stat,
+    init_worker,
+    stage_signal,
+    working_side,
+)
 from ._catalog import Catalog
 from ._errors import NotFound, PicoriginError, StageUnavailable
 from ._features import fingerprint
@@ -44,41 +56,15 @@ __all__ = ["Engine", "default_data_folder"]
 
 logger = logging.getLogger("picorigin")
 
-# The fingerprint needs little: a JPEG is decoded at 1/8 scale when that still leaves this much.
-FINGERPRINT_SIDE = 128
 # compare() aligns images decoded this large: finer changed regions than the 640 px stages see.
 _COMPARE_SIDE = 1024
 _INDEX_FILE = "fingerprints.faissbin"
 _INDEX_STATE = "fingerprints.json"
-_ORIENTATION_CODES = {g: i for i, g in enumerate(fingerprint.ORIENTATIONS)}
 
 
 def default_data_folder() -> Path:
     """``$PICORIGIN_DB`` if set, else ``./picorigin-data``."""
     return Path(os.environ.get("PICORIGIN_DB") or "picorigin-data")
-
-
-@dataclass
-class _Known:
-    """A source whose bytes are already catalogued: it only adds a location."""
-
-    uri: str
-    sha256: str
-    image_id: int
-    location: dict[str, Any]
-
-
-@dataclass
-class _Analysed:
-    """Everything computed for a new image, ready for the catalog and the index."""
-
-    uri: str
-    record: dict[str, Any]
-    location: dict[str, Any]
-    thumbnail: bytes | None
-    signals: dict[str, Any]
-    # The decoded image, kept only until batched stages have run (never pickled back).
-    pending: Any = None
 
 
 @dataclass
@@ -91,193 +77,6 @@ class _Found:
     orientation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass
-class _Failed:
-    source: str
-    reason: str
-
-
-# -- analysis: runs in worker processes, so it takes and returns plain picklable data ---------
-
-_worker_catalog: Catalog | None = None
-
-
-def _init_worker(catalog_path: str) -> None:
-    global _worker_catalog
-    _worker_catalog = Catalog(Path(catalog_path))
-
-
-def _analyse_batch_in_worker(
-    sources: list[str], settings: dict[str, Any], stages: tuple[str, ...]
-) -> list[_Known | _Analysed | _Failed]:
-    known = _worker_catalog.find_by_sha256 if _worker_catalog else None
-    return analyse_batch(sources, settings, known=known, stages=stages)
-
-
-def _file_stat(source: Any) -> tuple[int, float] | None:
-    if isinstance(source, (str, Path)) and not str(source).startswith(("http://", "https://")):
-        try:
-            stat = os.stat(source)
-        except OSError:
-            return None
-        return stat.st_size, stat.st_mtime
-    return None
-
-
-def analyse(
-    source: Any,
-    settings: dict[str, Any],
-    *,
-    known: Callable[[str], int | None] | None = None,
-    uri: str | None = None,
-    stages: tuple[str, ...] = (),
-    defer: tuple[str, ...] = (),
-) -> _Known | _Analysed:
-    """Read, hash, decode, fingerprint one source, and compute each stage's signal.
-
-    Stages in ``defer`` are left to the caller, who batches them (``analyse_batch``); the
-    decoded image waits in ``pending`` for them.
-
-    Raises
-    ------
-    ImageError, FetchError
-    """
-    stat = _file_stat(source)
-    read_uri, data = _imaging.read_source(source, settings)
-    uri = uri or read_uri
-    location = {"uri": uri}
-    if stat is not None:
-        location.update(file_size=stat[0], file_mtime=stat[1])
-    sha256 = hashlib.sha256(data).hexdigest()
-    image_id = known(sha256) if known else None
-    if image_id is not None:
-        return _Known(uri, sha256, image_id, location)
-    decoded = _decode(data, uri, settings, working_side(stages))
-    code = fingerprint.compute(decoded.image)
-    signals = {name: stage_signal(name, decoded) for name in stages if name not in defer}
-    record = {
-        "sha256": sha256,
-        "pixel_sha256": decoded.pixel_sha256,
-        "width": decoded.width,
-        "height": decoded.height,
-        "format": decoded.format,
-        "byte_size": len(data),
-        "fingerprint": code.code.tobytes(),
-        "orientation": _ORIENTATION_CODES[code.orientation],
-        "metadata": decoded.metadata,
-        "signals": _detail_signals(data, uri, settings) if settings["measure_detail"] else {},
-    }
-    thumbnail = _thumbnail(decoded.image, settings["thumbnail_side"])
-    return _Analysed(uri, record, location, thumbnail, signals, decoded if defer else None)
-
-
-BATCH = 8
-"""Images a worker analyses together, so a network stage runs once on a batch of them."""
-
-
-def analyse_batch(
-    sources: list[Any],
-    settings: dict[str, Any],
-    *,
-    known: Callable[[str], int | None] | None = None,
-    stages: tuple[str, ...] = (),
-) -> list[_Known | _Analysed | _Failed]:
-    """``analyse_safely`` for several sources; stages with ``compute_batch`` (the deep network)
-    run once for all of them: about half the cost per image of one call each."""
-    batched = tuple(n for n in stages if hasattr(_stages.stage_class(n), "compute_batch"))
-    results = [
-        analyse_safely(source, settings, known=known, stages=stages, defer=batched)
-        for source in sources
-    ]
-    waiting = [r for r in results if isinstance(r, _Analysed) and r.pending is not None]
-    for name in batched:
-        if not waiting:
-            break
-        try:
-            signals = _stages.stage_class(name).compute_batch([r.pending.image for r in waiting])
-        except PicoriginError as error:
-            results = [_Failed(r.uri, str(error)) if r in waiting else r for r in results]
-            waiting = []
-            break
-        for result, signal in zip(waiting, signals):
-            result.signals[name] = signal
-    for result in waiting:
-        result.pending = None
-    return results
-
-
-def working_side(stages: Iterable[str]) -> int:
-    """The size to decode at: the largest any of these stages (or the fingerprint) wants."""
-    return max([FINGERPRINT_SIDE, *(_stages.stage_class(name).working_side for name in stages)])
-
-
-def stage_signal(name: str, decoded: "_imaging.Decoded", *, query: bool = False) -> Any:
-    """One stage's signal of a decoded image (in the stage's own form)."""
-    compute = _stages.stage_class(name).compute
-    parameters = _parameters(compute)
-    kwargs: dict[str, Any] = {}
-    if "full_size" in parameters:
-        # Stages that report boxes need the original size, not the reduced one they see.
-        kwargs["full_size"] = (decoded.width, decoded.height)
-    if query and "query" in parameters:
-        kwargs["query"] = True
-    return compute(decoded.image, **kwargs)
-
-
-@functools.lru_cache(maxsize=None)
-def _parameters(function: Callable) -> frozenset[str]:
-    return frozenset(inspect.signature(function).parameters)
-
-
-def _detail_signals(data: bytes, uri: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """How much real detail the image holds, and how hard it was compressed: the evidence that
-    tells a genuine larger version from an upscale, and an original from a recompressed copy."""
-    full = _imaging.decode(
-        data,
-        source=uri,
-        working_side=origin.DETAIL_SIDE,
-        max_pixels=settings["max_pixels"],
-        max_side=settings["max_side"],
-    )
-    signals: dict[str, Any] = {"detail": round(origin.compute_detail(full.image), 4)}
-    quality = origin.jpeg_quality(data)
-    if quality is not None:
-        signals["jpeg_quality"] = quality
-    return signals
-
-
-def analyse_safely(source: Any, settings: dict[str, Any], **kwargs: Any) -> _Known | _Analysed | _Failed:
-    """``analyse`` for batches: a bad source becomes a ``_Failed`` with its reason."""
-    label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    try:
-        return analyse(source, settings, **kwargs)
-    except PicoriginError as error:
-        return _Failed(label, str(error))
-    except (OSError, ValueError, MemoryError) as error:  # unreadable file, odd decoder failure
-        return _Failed(label, f"{type(error).__name__}: {error}")
-
-
-def _decode(
-    data: bytes, uri: str, settings: dict[str, Any], side: int = FINGERPRINT_SIDE
-) -> "_imaging.Decoded":
-    return _imaging.decode(
-        data,
-        source=uri,
-        working_side=side,
-        max_pixels=settings["max_pixels"],
-        max_side=settings["max_side"],
-    )
-
-
-def _thumbnail(image, side: int) -> bytes | None:
-    if side <= 0:
-        return None
-    thumb = image.copy()
-    thumb.thumbnail((side, side))
-    buffer = io.BytesIO()
-    thumb.save(buffer, "JPEG", quality=80, optimize=True)
-    return buffer.getvalue()
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -403,10 +202,10 @@ class Engine:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _commit(self, result: _Known | _Analysed) -> tuple[int, bool]:
+    def _commit(self, result: Known | Analysed) -> tuple[int, bool]:
         """Write one analysed source to the catalog and the index; return (id, created)."""
         with self._lock:
-            if isinstance(result, _Known):
+            if isinstance(result, Known):
                 self._catalog.add_location(result.image_id, result.location)
                 return result.image_id, False
             image_id, created = self._catalog.insert_image(
@@ -456,7 +255,7 @@ class Engine:
         )
         if sighting:
             result.location.update({k: v for k, v in sighting.items() if v is not None})
-        if metadata and isinstance(result, _Analysed):
+        if metadata and isinstance(result, Analysed):
             # What the file states wins; what the caller supplies fills the gaps, marked so.
             supplied = {k: v for k, v in metadata.items() if v and k not in result.record["metadata"]}
             for key in ("creator", "copyright", "credit"):
@@ -483,7 +282,7 @@ class Engine:
         report = IndexReport()
         todo: list[str] = []
         for source in _imaging.expand_sources([str(s) for s in sources]):
-            stat = _file_stat(source)
+            stat = file_stat(source)
             if stat is not None:
                 uri = str(Path(source).resolve())
                 if self._catalog.unchanged_file(uri, *stat) is not None:
@@ -497,7 +296,7 @@ class Engine:
             progress(done, total)
         workers = workers or self.settings["workers"] or os.cpu_count() or 1
         for result in self._analyse_all(todo, workers):
-            if isinstance(result, _Failed):
+            if isinstance(result, Failed):
                 report.failed.append((result.source, result.reason))
                 logger.warning("could not index %s: %s", result.source, result.reason)
             else:
@@ -516,7 +315,7 @@ class Engine:
 
     def _analyse_all(
         self, sources: list[str], workers: int
-    ) -> Iterator[_Known | _Analysed | _Failed]:
+    ) -> Iterator[Known | Analysed | Failed]:
         if workers <= 1 or len(sources) < 4:
             for start in range(0, len(sources), BATCH):
                 yield from analyse_batch(
@@ -530,7 +329,7 @@ class Engine:
 
     def _analyse_in_pool(
         self, sources: list[str], workers: int
-    ) -> Iterator[_Known | _Analysed | _Failed]:
+    ) -> Iterator[Known | Analysed | Failed]:
         # A bounded window of batches: memory stays flat for any collection size, and a worker
         # that dies (a decoder crash) loses only the files in flight, which are retried alone.
         pending = [sources[i : i + BATCH] for i in range(0, len(sources), BATCH)][::-1]
@@ -542,7 +341,7 @@ class Engine:
             with ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=get_context("forkserver"),
-                initializer=_init_worker,
+                initializer=init_worker,
                 initargs=(str(self._catalog.path),),
             ) as pool:
                 running: dict[Future, list[str]] = {}
@@ -551,7 +350,7 @@ class Engine:
                         while queue and len(running) < window:
                             batch = queue.pop()
                             future = pool.submit(
-                                _analyse_batch_in_worker, batch, self.settings, tuple(self._stages)
+                                analyse_batch_in_worker, batch, self.settings, tuple(self._stages)
                             )
                             running[future] = batch
                         finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -562,7 +361,7 @@ class Engine:
                     crashed = [source for batch in running.values() for source in batch]
                     if alone:
                         for source in crashed:
-                            yield _Failed(source, "the decoder crashed on this file")
+                            yield Failed(source, "the decoder crashed on this file")
                     else:
                         retry_alone.extend([source] for source in crashed)
                     continue
@@ -595,7 +394,7 @@ class Engine:
                     if hashlib.sha256(data).hexdigest() != records[image_id]["sha256"]:
                         reason = f"{uri} now holds other content"
                         continue
-                    decoded = _decode(data, uri, self.settings, working_side(names))
+                    decoded = decode(data, uri, self.settings, working_side(names))
                     with self._lock:
                         for name in names:
                             self._stages[name].add([image_id], [stage_signal(name, decoded)])
@@ -673,7 +472,7 @@ class Engine:
             reason = self.stages_off.get("deep", "it is not enabled (setting stages)")
             raise StageUnavailable(f"--label and --colour need the deep stage, which is off: {reason}")
         uri, data = _imaging.read_source(source, self.settings)
-        decoded = _decode(data, uri, self.settings, working_side(stages))
+        decoded = decode(data, uri, self.settings, working_side(stages))
         found: dict[int, _Found] = {}
         self._find_exact(data, decoded, found)
         self._find_near_duplicates(decoded, found)
@@ -818,7 +617,7 @@ class Engine:
         larger = any(m.kind in COPY_KINDS and m.width * m.height > query_pixels for m in matches)
         if larger and self.settings["measure_detail"]:
             # Only then does it matter whether the query itself is an upscale.
-            query["detail"] = _detail_signals(data, uri, self.settings)["detail"]
+            query["detail"] = detail_signals(data, uri, self.settings)["detail"]
         found = origin.annotate(query, [m.to_dict() for m in matches], records)
         for match in matches:
             facts = found["matches"].get(match.id)
@@ -865,7 +664,7 @@ class Engine:
         decoded = []
         for source in (a, b):
             uri, data = _imaging.read_source(source, self.settings)
-            decoded.append(_decode(data, uri, self.settings, _COMPARE_SIDE))
+            decoded.append(decode(data, uri, self.settings, _COMPARE_SIDE))
         result = _compare.compare(
             decoded[0].image,
             decoded[1].image,

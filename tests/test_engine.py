@@ -1,5 +1,4 @@
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 from helpers import PHOTOS, UNKNOWN, jpeg_bytes, photo
 from PIL import Image
 
-from picorigin import COPY_KINDS, Engine, ImageError, NotFound
+from picorigin import Engine, ImageError, NotFound
 from picorigin._features import fingerprint as fp
 from picorigin._index.memory import MemoryBinaryIndex
 

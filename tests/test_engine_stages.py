@@ -129,7 +129,7 @@ def test_reindex_fills_a_stage_enabled_later(tmp_path, photo_dir):
 def test_batched_analysis_matches_one_at_a_time(photo_dir, tmp_path):
     import numpy as np
 
-    from picorigin._engine import analyse, analyse_batch
+    from picorigin._analysis import analyse, analyse_batch
     from picorigin._settings import resolve_settings
 
     settings = resolve_settings({})
