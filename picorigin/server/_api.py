@@ -51,6 +51,9 @@ def _body_doc(image_fields: dict[str, str], extra: dict[str, dict] | None = None
 _SEARCH_OPTIONS = {
     "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "description": "most matches returned"},
     "kinds": {"type": "string", "description": "comma-separated subset of " + ", ".join(KINDS)},
+    "label": {"type": "string", "description": "only images whose best-guess labels include this"},
+    "colour": {"type": "string", "description": "only images with 10 % of this colour"},
+    "fast": {"type": "boolean", "description": "fingerprint only: exact and near-duplicates"},
 }
 _ADD_FIELDS = {
     name: {"type": "string", "description": text} for name, text in (
@@ -155,7 +158,10 @@ async def _read_body(request: Request, file_fields: tuple[str, ...]) -> _Body:
     return _Body(fields, files)
 
 
-def _options(body: _Body, k: int | None, kinds: str | None) -> dict[str, Any]:
+def _options(
+    body: _Body, k: int | None, kinds: str | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    extra = extra or {}
     raw_k = body.fields.get("k", k)
     options: dict[str, Any] = {}
     if raw_k is not None and raw_k != "":
@@ -176,6 +182,13 @@ def _options(body: _Body, k: int | None, kinds: str | None) -> dict[str, Any]:
             raise HTTPException(400, f"unknown kind(s) {', '.join(unknown)}; "
                                 f"choose among {', '.join(KINDS)}")
         options["kinds"] = wanted
+    for name in ("label", "colour"):
+        value = body.fields.get(name, extra.get(name))
+        if isinstance(value, str) and value.strip():
+            options[name] = value.strip()
+    fast = body.fields.get("fast", extra.get("fast"))
+    if fast is not None and fast != "":
+        options["fast"] = fast is True or str(fast).lower() in {"1", "true", "yes", "on"}
     return options
 
 
@@ -201,6 +214,9 @@ async def search(
     request: Request,
     k: int | None = Query(None, ge=1, le=MAX_K, description="most matches returned"),
     kinds: str | None = Query(None, description="comma-separated subset of " + ", ".join(KINDS)),
+    label: str | None = Query(None, description="only images whose labels include this"),
+    colour: str | None = Query(None, description="only images with 10 % of this colour"),
+    fast: bool | None = Query(None, description="fingerprint only: exact and near-duplicates"),
 ) -> JSONResponse:
     """Search the collection with an uploaded image (multipart ``file``) or ``{"url": ...}``.
 
@@ -208,7 +224,7 @@ async def search(
     """
     body = await _read_body(request, ("file",))
     source, _ = body.source("file", "url")
-    options = _options(body, k, kinds)
+    options = _options(body, k, kinds, {"label": label, "colour": colour, "fast": fast})
     runner = _runner(request)
     result = await runner.read(runner.engine.search, source, **options)
     return JSONResponse(_as_dict(result))

@@ -112,6 +112,21 @@ def test_search_answers_like_search_json(client, server):
     assert got == expected
 
 
+def test_search_options_fast_label_and_colour(client, server):
+    crop = jpeg_bytes(photo("astronaut").crop((120, 40, 400, 330)))
+    full = client.post("/api/search", files={"file": ("q.jpg", crop)}).json()
+    assert full["matches"][0]["kind"] == "partial"
+    assert full["labels"]
+    fast = client.post("/api/search", params={"fast": "true"}, files={"file": ("q.jpg", crop)})
+    assert fast.json()["stages"] == ["exact", "fingerprint"]
+    assert fast.json()["matches"] == []
+    labelled = client.post("/api/search", files={"file": ("q.jpg", copy_of("chelsea"))},
+                           data={"label": "espresso"}).json()
+    assert {m["id"] for m in labelled["matches"]} == {server.photos["coffee"]}
+    bad = client.post("/api/search", files={"file": ("q.jpg", crop)}, data={"colour": "nocolour"})
+    assert bad.status_code == 400 and "colour" in bad.json()["error"]["message"].lower()
+
+
 def test_search_exact_copy(client, server, photo_dir):
     data = (photo_dir / "rocket.jpg").read_bytes()
     top = client.post("/api/search", files={"file": ("rocket.jpg", data)}).json()["matches"][0]
