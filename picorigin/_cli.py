@@ -430,6 +430,8 @@ def stats(engine: Engine, as_json: bool) -> None:
         click.echo(f"stage {name:<8}{facts.get('images', 0)} images, "
                    f"{facts.get('bytes_on_disk', 0) / 1e6:.1f} MB on disk, "
                    f"{facts.get('bytes_in_ram', 0) / 1e6:.1f} MB in RAM")
+        if facts["missing"]:
+            click.echo(f"              {facts['missing']} images lack its signals: run `picorigin reindex`")
     for name, reason in figures["stages_off"].items():
         click.echo(f"stage {name:<8}off: {reason}")
 

@@ -78,7 +78,6 @@ class _Found:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-
 # -- the engine ---------------------------------------------------------------------------------
 
 
@@ -119,12 +118,6 @@ class Engine:
         self._last_checkpoint = time.monotonic()
         self._saved_epoch = self._catalog.epoch if self._persistent else -1
         self._stages, self.stages_off = _stages.open_stages(self.path, self.settings)
-        missing = sum(len(ids) for ids in self.missing_signals().values())
-        if missing:
-            logger.warning(
-                "%d stage signals are missing (a stage enabled later, an upgrade, or a crash "
-                "between commits): run `picorigin reindex` to compute them", missing
-            )
 
     @property
     def stages(self) -> list[str]:
@@ -369,11 +362,8 @@ class Engine:
     def missing_signals(self) -> dict[str, list[int]]:
         """Per stage, the catalogued images it holds no signal for."""
         catalogued = self._catalog.all_ids()
-        return {
-            name: sorted(catalogued - stage.ids())
-            for name, stage in self._stages.items()
-            if hasattr(stage, "ids") and len(catalogued) != stage.stats()["images"]
-        }
+        missing = {name: sorted(catalogued - stage.ids()) for name, stage in self._stages.items()}
+        return {name: ids for name, ids in missing.items() if ids}
 
     def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> IndexReport:
         """Compute the stage signals that catalogued images lack, re-reading each image from
@@ -705,6 +695,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """Counts, index size and the data folder's size on disk."""
         counts = self._catalog.counts()
+        missing = self.missing_signals()
         disk = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return {
             "data_folder": str(self.path.resolve()),
@@ -717,7 +708,10 @@ class Engine:
                 "fingerprints": len(self._index),
                 "memory_bytes": self._index.memory_bytes(),
             },
-            "stages": {name: stage.stats() for name, stage in self._stages.items()},
+            "stages": {
+                name: {**stage.stats(), "missing": len(missing.get(name, ()))}
+                for name, stage in self._stages.items()
+            },
             "stages_off": dict(self.stages_off),
         }
 

@@ -118,6 +118,7 @@ def test_reindex_fills_a_stage_enabled_later(tmp_path, photo_dir):
         assert engine.missing_signals() == {
             name: sorted(engine._catalog.all_ids()) for name in ("local", "deep")
         }
+        assert engine.stats()["stages"]["local"]["missing"] == len(PHOTOS)
         crop = jpeg_bytes(photo("rocket").crop((100, 50, 500, 400)))
         assert engine.search(crop).copies == []
         report = engine.reindex()
