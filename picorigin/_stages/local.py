@@ -481,6 +481,25 @@ class LocalStage:
         hits.sort(key=lambda h: (-h["inliers"], h["id"]))
         return hits[:k]
 
+    def confirm(self, signal: LocalFeatures, ids: list[int], *, min_inliers: int) -> list[dict]:
+        """Verify these images by exhaustive matching, with a bar of ``min_inliers``.
+
+        For candidates another stage already vouches for (a near-certain ``similar`` match): the
+        two pieces of evidence together allow a lower bar than keypoints alone. Hits as
+        :meth:`search`.
+        """
+        with self._lock:
+            self._sync()
+            stored = self._features([int(i) for i in ids])
+        hits = []
+        for key, (features, _) in stored.items():
+            result = _verify.verify(signal, features, min_inliers=min_inliers)
+            if result is not None:
+                hit = {"id": int(key)}
+                hit.update(_verify.describe(result, signal.size, features.size))
+                hits.append(hit)
+        return hits
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def save(self, *, force: bool = False) -> None:
