@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
@@ -311,10 +312,15 @@ def _read_list(path: str) -> Iterator[str]:
             yield entry
 
 
+# warnings.catch_warnings swaps process-wide state (Python < 3.14): two threads decoding at once
+# (the HTTP server) could restore each other's filters. One decode at a time holds it.
+_WARNINGS_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _pillow_warnings_logged(source: str) -> Iterator[None]:
     """Log, rather than emit, what Pillow warns about untrusted input (bombs, bad EXIF, ...)."""
-    with warnings.catch_warnings(record=True) as caught:
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield

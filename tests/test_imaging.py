@@ -469,3 +469,15 @@ def test_expand_keeps_missing_paths_urls_and_files(tmp_path):
     assert list(expand_sources(args)) == args
     with pytest.raises(ImageError, match="no such file"):
         read_source(args[0], resolve_settings())
+
+
+def test_concurrent_decodes_leave_the_warning_filters_as_they_were(photo):
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = list(warnings.filters)
+    data = encode(photo, "JPEG", quality=90)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: decode(data, working_side=128).width, range(64)))
+    assert results == [photo.shape[1]] * 64
+    assert warnings.filters == before
