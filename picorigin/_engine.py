@@ -479,7 +479,7 @@ class Engine:
         if "deep" in stages:
             self._find_similar(decoded, found, k, wanted, label, colour, extra)
             if local is not None:
-                self._confirm_similar(local, found)
+                self._confirm_similar(data, uri, found)
 
         records = self._catalog.images(found)
         query_area = decoded.width * decoded.height
@@ -565,13 +565,14 @@ class Engine:
                     kind, score, orientation=_orientation_of(hit), extra=hit
                 )
 
-    def _confirm_similar(self, signal: Any, found: dict) -> None:
-        """A near-certain ``similar`` match that a few keypoints also confirm is a copy.
+    def _confirm_similar(self, data: bytes, uri: str, found: dict) -> None:
+        """A near-certain ``similar`` match that keypoints also confirm is a copy.
 
-        Small pasted-in or screenshotted copies often keep too few keypoints to pass the local
-        stage's bar (12 inliers) alone, yet the deep stage ranks their original first with a
-        score near 1. Wrong candidates scoring that high reached at most 6 inliers on the
-        benchmark (246 of them), true ones up to 10: two weak signals, one strong answer.
+        Small pasted-in or screenshotted copies keep too few of the query's keypoints to pass
+        the local stage's bar (12 inliers), yet the deep stage ranks their original first with a
+        score near 1. For those few candidates, keypoints are extracted again, densely (3,000
+        at 1,280 px), and matched exhaustively with a bar of 8: wrong candidates scoring that
+        high reached at most 5-6 inliers on the benchmark, true ones 12-104.
         """
         suspects = sorted(
             (hit.score, image_id)
@@ -580,6 +581,10 @@ class Engine:
         )[-_CONFIRM_TOP:]
         if not suspects:
             return
+        from ._features import local as local_features
+
+        dense = decode(data, uri, self.settings, local_features.DENSE_SIDE)
+        signal = local_features.compute_dense(dense.image, (dense.width, dense.height))
         hits = self._stages["local"].confirm(
             signal, [image_id for _, image_id in suspects], min_inliers=_CONFIRM_INLIERS
         )

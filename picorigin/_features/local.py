@@ -46,6 +46,8 @@ INDEX_FEATURES = 1000
 QUERY_SIDE = 800
 QUERY_FEATURES = 1000
 QUERY_GRID = 4
+DENSE_SIDE = 1280
+DENSE_FEATURES = 3000
 DESCRIPTOR_BYTES = 32
 FAST_THRESHOLD = 8
 GRID = 4
@@ -184,6 +186,15 @@ def compute_array(
             flipped_points * to_full, flipped_desc, (full_w, full_h), flipped=True
         )
     return LocalFeatures(points * to_full, descriptors, (full_w, full_h), mirrored=mirrored)
+
+
+def compute_dense(
+    image: "Image.Image", full_size: tuple[int, int] | None = None
+) -> LocalFeatures:
+    """Many keypoints from a large working image (and its mirror image), for re-checking a few
+    candidates a query may show only small (a paste-in, a screenshot): 3,000 at 1,280 px."""
+    return compute_array(image, full_size, n_features=DENSE_FEATURES, side=DENSE_SIDE,
+                         grid=QUERY_GRID, mirror=True)
 
 
 def compute(
