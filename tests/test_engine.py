@@ -232,3 +232,26 @@ def test_nothing_committed_is_lost_when_indexing_is_killed(tmp_path):
         assert report.skipped >= survived - 1  # the one in flight may be redone
         assert report.indexed + report.skipped == 120
         assert engine.stats()["images"] == 120
+
+
+def test_urls_and_list_files_are_indexed_and_private_addresses_refused(tmp_path, photo_dir):
+    from provenance.miniweb import MiniWeb
+
+    from picorigin import ForbiddenAddress
+
+    with MiniWeb() as web:
+        web.file("/cat.jpg", (photo_dir / "chelsea.jpg").read_bytes())
+        listing = tmp_path / "list.txt"
+        listing.write_text(f"# a list file\n{web.url('/cat.jpg')}\n{photo_dir / 'rocket.jpg'}\n")
+        with Engine(tmp_path / "open", settings={"allow_private_urls": True}) as engine:
+            report = engine.index([listing], workers=1)
+            assert (report.indexed, report.failed) == (2, [])
+            top = engine.search(jpeg_bytes(photo("chelsea"), 50)).matches[0]
+            assert top.uri == web.url("/cat.jpg")
+        with Engine(tmp_path / "closed") as engine:
+            report = engine.index([listing], workers=1)
+            assert report.indexed == 1
+            [(source, reason)] = report.failed
+            assert source == web.url("/cat.jpg") and "private" in reason.lower()
+            with pytest.raises(ForbiddenAddress):
+                engine.search(web.url("/cat.jpg"))
