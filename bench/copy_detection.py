@@ -110,7 +110,12 @@ def make_queries(
             (folder / photo.name).mkdir(parents=True, exist_ok=True)
             for edit in EDITS:
                 host = hosts[_seed(photo.name, edit.name, "host") % len(hosts)]
-                out = folder / photo.name / f"{file_stem(edit.name)}.jpg"
+                stem = file_stem(edit.name)
+                if edit.family == "pasted":
+                    # The host is part of the picture: a cached query made with another split's
+                    # host (quick and full runs differ) could show an indexed photo.
+                    stem += f"-on-{host.name}"
+                out = folder / photo.name / f"{stem}.jpg"
                 jobs.append((str(photo.path), photo.name, edit.name, str(host.path), str(out)))
                 queries.append(Query(photo.name, edit.name, edit.family, out, positive))
     list(pool.imap_unordered(_make_query, jobs, chunksize=4))
