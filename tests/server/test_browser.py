@@ -178,6 +178,11 @@ def test_a_bad_upload_shows_the_servers_message(page):
 
 def _box_fraction(card, which: int) -> list[float]:
     """The ``which``-th box of a card as [x0, y0, x1, y1] fractions of its image's displayed size."""
+    # Measure only once the image has loaded: before that it has no size (NaN fractions).
+    card.locator(".boxed img").nth(which).evaluate(
+        "img => img.complete && img.naturalWidth > 0 ? true :"
+        " new Promise((ok, fail) => { img.onload = () => ok(true); img.onerror = fail; })"
+    )
     return card.locator(".boxed").nth(which).evaluate("""frame => {
         const img = frame.querySelector('img').getBoundingClientRect();
         const box = frame.querySelector('.box').getBoundingClientRect();
