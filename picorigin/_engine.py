@@ -556,14 +556,11 @@ class Engine:
     def _find_partial(self, signal: Any, found: dict, k: int) -> None:
         """Local features: crops, pasted-in and screenshotted copies, with where they match."""
         for hit in self._stages["local"].search(signal, max(k, 10)):
-            image_id = hit.pop("id")
-            kind, score = hit.pop("kind"), hit.pop("score")
+            image_id, verified = _verified(hit)
             if image_id in found:
-                found[image_id].extra.update(hit)  # the boxes explain a fingerprint match
+                found[image_id].extra.update(verified.extra)  # boxes explain a fingerprint match
             else:
-                found[image_id] = _Found(
-                    kind, score, orientation=_orientation_of(hit), extra=hit
-                )
+                found[image_id] = verified
 
     def _confirm_similar(self, data: bytes, uri: str, found: dict) -> None:
         """A near-certain ``similar`` match that keypoints also confirm is a copy.
@@ -589,12 +586,10 @@ class Engine:
             signal, [image_id for _, image_id in suspects], min_inliers=_CONFIRM_INLIERS
         )
         for hit in hits:
-            image_id = hit.pop("id")
-            kind, score = hit.pop("kind"), hit.pop("score")
+            image_id, verified = _verified(hit)
             labels = {k: v for k, v in found[image_id].extra.items() if k in ("labels", "palette")}
-            found[image_id] = _Found(
-                kind, score, orientation=_orientation_of(hit), extra={**hit, **labels}
-            )
+            verified.extra.update(labels)
+            found[image_id] = verified
 
     def _find_similar(
         self,
@@ -709,10 +704,7 @@ class Engine:
         record = self._catalog.images([int(image_id)]).get(int(image_id))
         if record is None:
             raise NotFound(f"no indexed image has id {image_id}")
-        del record["orientation"]  # the canonicalising element: internal, not a fact of the image
-        record["uris"] = [loc["uri"] for loc in record["locations"]]
-        record["creator"] = origin.creator([record])
-        return record
+        return _described(record)
 
     def sightings(self, image_id: int) -> list[dict[str, Any]]:
         """Every place an image was seen. Raises NotFound."""
@@ -729,12 +721,12 @@ class Engine:
         """A page of images, newest first; ``q`` filters by a substring of a location or creator."""
         total, ids = self._catalog.list_ids(max(0, offset), max(1, min(limit, 500)), q)
         records = self._catalog.images(ids)
-        return {"total": total, "offset": offset, "images": [self.info(i) for i in ids if i in records]}
+        images = [_described(records[i]) for i in ids if i in records]
+        return {"total": total, "offset": offset, "images": images}
 
     def stats(self) -> dict[str, Any]:
         """Counts, index size and the data folder's size on disk."""
         counts = self._catalog.counts()
-        missing = self.missing_signals()
         disk = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return {
             "data_folder": str(self.path.resolve()),
@@ -747,12 +739,24 @@ class Engine:
                 "fingerprints": len(self._index),
                 "memory_bytes": self._index.memory_bytes(),
             },
-            "stages": {
-                name: {**stage.stats(), "missing": len(missing.get(name, ()))}
-                for name, stage in self._stages.items()
-            },
+            "stages": {name: _with_missing(stage.stats(), counts["images"])
+                       for name, stage in self._stages.items()},
             "stages_off": dict(self.stages_off),
         }
+
+
+def _with_missing(facts: dict[str, Any], images: int) -> dict[str, Any]:
+    # From counts: stats() serves every page view, and comparing id sets reads every id
+    # (``missing_signals`` does, for reindex).
+    return {**facts, "missing": max(0, images - int(facts.get("images", 0)))}
+
+
+def _described(record: dict[str, Any]) -> dict[str, Any]:
+    """A catalog record as ``info`` shows it: with its uris and creator, without internals."""
+    del record["orientation"]  # the canonicalising element: internal, not a fact of the image
+    record["uris"] = [loc["uri"] for loc in record["locations"]]
+    record["creator"] = origin.creator([record])
+    return record
 
 
 def _distance_score(distance: int) -> float:
@@ -779,6 +783,13 @@ def _match(record: dict[str, Any], hit: _Found, query_area: int) -> Match:
         metadata=record["metadata"],
         extra=dict(hit.extra),
     )
+
+
+def _verified(hit: dict[str, Any]) -> tuple[int, _Found]:
+    """A local-stage hit (id, kind, score, boxes, transform, ...) as an image id and a _Found."""
+    extra = dict(hit)
+    image_id, kind, score = extra.pop("id"), extra.pop("kind"), extra.pop("score")
+    return image_id, _Found(kind, score, orientation=_orientation_of(extra), extra=extra)
 
 
 def _orientation_of(hit: dict[str, Any]) -> str | None:
