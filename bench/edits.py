@@ -361,6 +361,7 @@ FAMILY_STAGE = {
     "crop_10": "local",
     "crop_25": "local",
     "crop_50": "local",
+    "crop_75": "local",
     "small_rotation": "local",
     "pasted": "local",
     "screenshot": "local",
@@ -375,7 +376,7 @@ def _edits() -> list[Edit]:
     ]
     for q in (10, 20, 30):
         edits.append(Edit(f"jpeg_q{q}", "jpeg", lambda im, rng, host, q=q: jpeg(im, q), quality=q))
-    for removed in (10, 25, 50):
+    for removed in (10, 25, 50, 75):
         for where in ("centre", "corner", "side"):
             edits.append(Edit(
                 f"crop{removed}_{where}", f"crop_{removed}",

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import _imaging, _stages
+from . import _framed, _imaging, _stages
 from ._analysis import (
     BATCH,
     Analysed,
@@ -476,6 +476,8 @@ class Engine:
         if "local" in stages and wanted & {"partial", "near_duplicate"}:
             local = stage_signal("local", decoded, query=True)
             self._find_partial(local, found, k)
+        if not fast and wanted & {"partial", "near_duplicate"}:
+            self._find_framed(decoded, found, local)
         if "deep" in stages:
             self._find_similar(decoded, found, k, wanted, label, colour, extra)
             if local is not None:
@@ -520,8 +522,8 @@ class Engine:
         variants = fingerprint.query_coefficients(decoded.image)
         first = [fingerprint.probes(coeffs) for coeffs in variants]
         probes = [probe for probes_of_variant in first for probe in probes_of_variant]
-        hits = self._search_index(probes, radius)
-        if not hits:
+        best = self._fingerprint_hits(probes, radius)
+        if not best:
             # The canonical orientation can be misjudged on a heavily edited copy (0.5 % of the
             # benchmark's): before answering "no copy", try every other orientation.
             probes = [
@@ -530,28 +532,46 @@ class Engine:
                 for g, code in fingerprint.probes(coeffs, exhaustive=True)
                 if g not in {element for element, _ in tried}
             ]
-            hits = self._search_index(probes, radius)
-        best: dict[int, tuple[int, fingerprint.Dihedral]] = {}
-        for row, image_id, distance in hits:
-            if image_id not in best or distance < best[image_id][0]:
-                best[image_id] = (distance, probes[row][0])
+            best = self._fingerprint_hits(probes, radius)
+        for image_id, (distance, orientation, _) in best.items():
+            if image_id not in found:
+                found[image_id] = _Found("near_duplicate", _distance_score(distance),
+                                         distance=distance, orientation=orientation)
+
+    def _find_framed(self, decoded: "_imaging.Decoded", found: dict, local: Any) -> None:
+        """Pictures framed inside the query (pasted in, screenshotted): window fingerprints.
+
+        A hit the local stage can also verify (a bar of 8 inliers: the fingerprint already
+        vouches for it) takes that stage's finer geometry; otherwise the window is the box.
+        """
+        boxes, probes = _framed.window_probes(decoded.image)
+        radius = int(self.settings["near_duplicate_distance"])
+        best = self._fingerprint_hits([(g, code) for _, g, code in probes], radius)
+        best = {i: hit for i, hit in best.items() if i not in found}
         if not best:
             return
-        stored = self._catalog.orientations(best)
-        for image_id, (distance, probe) in best.items():
-            if image_id in found or image_id not in stored:
+        verified = {}
+        if local is not None:
+            for hit in self._stages["local"].confirm(local, list(best),
+                                                     min_inliers=_CONFIRM_INLIERS):
+                image_id, result = _verified(hit)
+                verified[image_id] = result
+        sizes = self._catalog.images(best)
+        query_size = (decoded.width, decoded.height)
+        for image_id, (distance, orientation, row) in best.items():
+            if image_id not in sizes:
                 continue
-            # The probe took the query, and the stored orientation took the indexed image, to
-            # the same canonical form: query = probe^-1(stored(indexed)).
-            element = fingerprint.compose(
-                fingerprint.ORIENTATIONS[stored[image_id]], fingerprint.inverse(probe)
-            )
-            found[image_id] = _Found(
-                "near_duplicate",
-                _distance_score(distance),
-                distance=distance,
-                orientation=fingerprint.orientation_name(element),
-            )
+            hit = verified.get(image_id)
+            if hit is None:
+                x0, y0, x1, y1 = boxes[probes[row][0]]
+                box = [x0 * decoded.width, y0 * decoded.height,
+                       x1 * decoded.width, y1 * decoded.height]
+                record = sizes[image_id]
+                _, hit = _verified({"id": image_id, **_framed.describe(
+                    box, query_size, (record["width"], record["height"]), orientation, distance)})
+                hit.orientation = orientation
+            hit.distance = distance
+            found[image_id] = hit
 
     def _find_partial(self, signal: Any, found: dict, k: int) -> None:
         """Local features: crops, pasted-in and screenshotted copies, with where they match."""
@@ -651,6 +671,28 @@ class Engine:
             match.creator = facts["creator"]
             match.extra.update(pages=facts["pages"], upscaled=facts["upscaled"])
         return found["likely_original"]
+
+    def _fingerprint_hits(self, probes, radius: int) -> dict[int, tuple[int, str, int]]:
+        """Indexed images within ``radius`` bits of a probe ``(element, code)``.
+
+        Returns ``{id: (distance, orientation, probe)}``: the closest probe's distance, how the
+        query shows the indexed image (``"identity"``, ``"rot90"``, ...) and the probe's index.
+        """
+        best: dict[int, tuple[int, int]] = {}
+        for row, image_id, distance in self._search_index(probes, radius):
+            if image_id not in best or distance < best[image_id][0]:
+                best[image_id] = (distance, row)
+        stored = self._catalog.orientations(best) if best else {}
+        out = {}
+        for image_id, (distance, row) in best.items():
+            if image_id in stored:
+                # The probe took the query, and the stored orientation took the indexed image,
+                # to the same canonical form: query = probe^-1(stored(indexed)).
+                element = fingerprint.compose(
+                    fingerprint.ORIENTATIONS[stored[image_id]], fingerprint.inverse(probes[row][0])
+                )
+                out[image_id] = (distance, fingerprint.orientation_name(element), row)
+        return out
 
     def _search_index(self, probes, radius: int) -> list[tuple[int, int, int]]:
         if not probes:

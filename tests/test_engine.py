@@ -255,3 +255,35 @@ def test_urls_and_list_files_are_indexed_and_private_addresses_refused(tmp_path,
             assert source == web.url("/cat.jpg") and "private" in reason.lower()
             with pytest.raises(ForbiddenAddress):
                 engine.search(web.url("/cat.jpg"))
+
+
+def _paste(inner: Image.Image, host: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    canvas = host.resize((800, 600))
+    canvas.paste(inner.resize((box[2] - box[0], box[3] - box[1])), box[:2])
+    return canvas
+
+
+@pytest.mark.parametrize("orientation", ["identity", "mirror"])
+def test_a_photo_pasted_into_another_is_found_by_its_window(tmp_path, photo_dir, orientation):
+    # The fingerprint alone (no local or deep stage): the window around the pasted photo.
+    with Engine(tmp_path, settings={"stages": ""}) as engine:
+        engine.index([photo_dir], workers=1)
+        inner = photo("coffee")
+        if orientation == "mirror":
+            inner = inner.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        box = (420, 230, 740, 470)
+        result = engine.search(jpeg_bytes(_paste(inner, photo("moon"), box), 85))
+    top = result.copies[0]
+    assert top.kind == "partial" and top.uri.endswith("coffee.jpg")
+    assert top.orientation == orientation and top.extra["mirror"] == (orientation == "mirror")
+    assert all(abs(a - b) <= 8 for a, b in zip(top.extra["query_box"], box))
+    assert top.extra["match_box"] == [0, 0, top.width, top.height]
+    assert top.extra["query_overlap"] == pytest.approx(320 * 240 / (800 * 600), abs=0.02)
+    assert [m.uri for m in result.copies] == [top.uri]
+
+
+def test_an_unknown_photo_pasted_into_another_is_no_copy(tmp_path, photo_dir):
+    with Engine(tmp_path, settings={"stages": ""}) as engine:
+        engine.index([photo_dir], workers=1)
+        query = _paste(photo("camera"), photo("coins"), (100, 80, 500, 400))
+        assert engine.search(jpeg_bytes(query)).copies == []

@@ -158,3 +158,21 @@ def test_local_confirm_verifies_only_real_copies(engine):
     hits = local.confirm(signal, [ids["rocket.jpg"], ids["coffee.jpg"]], min_inliers=8)
     assert [h["id"] for h in hits] == [ids["rocket.jpg"]]
     assert hits[0]["kind"] == "partial" and hits[0]["inliers"] >= 8
+
+
+def test_a_photo_in_a_screenshot_is_partial_with_its_box(engine):
+    from PIL import Image, ImageDraw
+
+    page = Image.new("RGB", (750, 1334), "white")
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 750, 130), fill=(246, 246, 246))
+    draw.text((30, 50), "gallery.example", fill="black")
+    for y in range(760, 1240, 36):
+        draw.text((30, y), "lorem ipsum dolor sit amet consectetur " * 2, fill=(30, 30, 30))
+    shown = photo("chelsea").resize((750, 524))
+    page.paste(shown, (0, 170))
+    top = engine.search(jpeg_bytes(page, 80)).copies[0]
+    assert top.kind == "partial" and top.uri.endswith("chelsea.jpg")
+    assert all(abs(a - b) <= 12 for a, b in zip(top.extra["query_box"], (0, 170, 750, 694)))
+    assert top.extra["match_overlap"] > 0.9
+    assert top.extra["query_overlap"] == pytest.approx(524 / 1334, abs=0.03)
