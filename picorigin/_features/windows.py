@@ -48,7 +48,7 @@ def _lines(step: np.ndarray, min_run: int) -> list[tuple[int, int, int]]:
     padded[:, 1:-1] = filled
     edges = np.diff(padded, axis=1)
     rows_s, starts = np.nonzero(edges == 1)
-    rows_e, ends = np.nonzero(edges == -1)
+    _, ends = np.nonzero(edges == -1)
     keep = (ends - starts) >= min_run
     runs = sorted(zip((ends - starts)[keep], rows_s[keep], starts[keep], ends[keep]), reverse=True)
     sums = np.concatenate([np.zeros((h, 1)), np.cumsum(step, axis=1)], axis=1)
