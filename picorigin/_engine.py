@@ -585,11 +585,12 @@ class Engine:
     def _confirm_similar(self, data: bytes, uri: str, found: dict) -> None:
         """A near-certain ``similar`` match that keypoints also confirm is a copy.
 
-        Small pasted-in or screenshotted copies keep too few of the query's keypoints to pass
-        the local stage's bar (12 inliers), yet the deep stage ranks their original first with a
-        score near 1. For those few candidates, keypoints are extracted again, densely (3,000
-        at 1,280 px), and matched exhaustively with a bar of 8: wrong candidates scoring that
-        high reached at most 5-6 inliers on the benchmark, true ones 12-104.
+        Small pasted-in or screenshotted copies, and tight crops, keep too few of the query's
+        keypoints at its one scale to pass the local stage's bar (12 inliers), yet the deep stage
+        ranks their original first with a score near 1. For those few candidates, keypoints are
+        extracted again at two more scales (3,000 at 1,280 px, 1,000 at 400 px) and matched
+        exhaustively with a bar of 8: wrong candidates scoring that high reached at most 5-6
+        inliers on the benchmark, true ones 12-104.
         """
         suspects = sorted(
             (hit.score, image_id)

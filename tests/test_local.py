@@ -75,3 +75,22 @@ def test_blank_image_has_no_features():
     features = local.compute(Image.new("RGB", (300, 200), (120, 120, 120)), query=True)
     assert len(features) == 0 and features.descriptors.shape == (0, 32)
     assert len(features.mirrored) == 0
+
+
+def test_dense_signal_adds_a_coarse_scale_that_finds_tight_crops():
+    from picorigin import _verify
+
+    original = photo("coffee")  # 600 x 400
+    indexed = local.compute(original)
+    # A quarter of the picture, enlarged as a tight crop shared at a decent size would be.
+    crop = original.crop((300, 0, 600, 200)).resize((1200, 800))
+    dense = local.compute_dense(crop)
+    assert local.DENSE_FEATURES < len(dense) <= local.DENSE_FEATURES + local.COARSE_FEATURES
+    assert dense.mirrored is not None and len(dense.mirrored) == len(dense)
+    assert dense.points.max(axis=0)[0] <= 1200 and dense.size == (1200, 800)
+    both = _verify.verify(dense, indexed, direct=True, min_inliers=5)
+    fine_only = local.compute_array(crop, n_features=local.DENSE_FEATURES,
+                                    side=local.DENSE_SIDE, grid=local.QUERY_GRID)
+    alone = _verify.verify(fine_only, indexed, direct=True, min_inliers=5)
+    assert both is not None and both.inliers >= 12
+    assert both.inliers > (alone.inliers if alone is not None else 0)

