@@ -61,7 +61,8 @@ def _lines(step: np.ndarray, min_run: int) -> list[tuple[int, int, int]]:
         # A boundary has at most one textured side; a stripe of texture has two.
         if around and on - min(around) < 0.3:
             continue
-        if any(abs(row - r) <= 3 and start < e and s < end for r, s, e in found):
+        # A boundary's 2-px step shows on the two rows beside it: one line.
+        if any(abs(row - r) <= 1 and start < e and s < end for r, s, e in found):
             continue
         found.append((int(row), int(start), int(end)))
         if len(found) == LINES:
@@ -120,12 +121,11 @@ def compute(image) -> np.ndarray:
     # Only steps across the line's direction count: busy texture (foliage) steps every way.
     across_rows = (dy > STEP) & (dy > 2 * dx)
     across_cols = (dx > STEP) & (dx > 2 * dy)
+    horizontal = _lines(across_rows, round(MIN_RUN * w))
+    vertical = _lines(across_cols.T, round(MIN_RUN * h))
     # A side may sit a pixel off the row its step was found on.
     across_rows = across_rows | np.roll(across_rows, 1, 0) | np.roll(across_rows, -1, 0)
     across_cols = across_cols | np.roll(across_cols, 1, 1) | np.roll(across_cols, -1, 1)
-
-    horizontal = _lines(across_rows, round(MIN_RUN * w))
-    vertical = _lines(across_cols.T, round(MIN_RUN * h))
     if not horizontal and not vertical:
         return np.zeros((0, 4))
     # Sides come from boundary lines, or from the frame (a picture may touch the image's edge).
@@ -167,8 +167,14 @@ def compute(image) -> np.ndarray:
     if not len(candidates):
         return np.zeros((0, 4))
     boxes = np.stack([l[ok], t[ok], r[ok] + 1, b[ok] + 1], axis=1).astype(np.float64)
-    # Best supported first; among equals the larger (a picture, not a panel inside it).
-    order = np.lexsort((-(width[ok] * height[ok]), -support[ok]))
+    # Ranked by the support of the sides that are lines, not the frame (which supports any
+    # rectangle touching it); among equals, by more such sides, then the larger (a picture,
+    # not a panel inside it).
+    on_frame = [t == 0, b == h - 1, l == 0, r == w - 1]
+    lines = sum(~frame for frame in on_frame)
+    evidence = sum(np.where(frame, 0.0, side) for side, frame in zip(sides, on_frame))
+    mean_line = np.round(evidence / np.maximum(lines, 1), 1)
+    order = np.lexsort((-(width[ok] * height[ok]), -lines[ok], -mean_line[ok]))
     chosen: list[np.ndarray] = []
     for box in boxes[order]:
         if all(_iou(box, other) < 0.8 for other in chosen):
