@@ -37,10 +37,14 @@ def window_probes(image) -> tuple[np.ndarray, list[tuple[int, fingerprint.Dihedr
         ``(window, orientation probed, code)``.
     """
     boxes = windows.compute(image)
-    w, h = image.size
+    if not len(boxes):
+        return boxes, []
+    # Luma once; each window is a slice of it (what cropping, then converting, would give).
+    luma = np.asarray(image.convert("L") if image.mode != "L" else image)
+    h, w = luma.shape
     out = []
     for i, (x0, y0, x1, y1) in enumerate(boxes):
-        crop = image.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+        crop = luma[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]
         out.extend((i, g, code) for g, code in fingerprint.probes(fingerprint.coefficients(crop)))
     return boxes, out
 

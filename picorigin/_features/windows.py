@@ -51,7 +51,8 @@ def _lines(step: np.ndarray, min_run: int) -> list[tuple[int, int, int]]:
     _, ends = np.nonzero(edges == -1)
     keep = (ends - starts) >= min_run
     runs = sorted(zip((ends - starts)[keep], rows_s[keep], starts[keep], ends[keep]), reverse=True)
-    sums = np.concatenate([np.zeros((h, 1)), np.cumsum(step, axis=1)], axis=1)
+    sums = np.zeros((h, w + 1), np.int32)
+    np.cumsum(step, axis=1, dtype=np.int32, out=sums[:, 1:])
     found: list[tuple[int, int, int]] = []
     for length, row, start, end in runs:
         on = (sums[row, end] - sums[row, start]) / length
@@ -138,8 +139,10 @@ def compute(image) -> np.ndarray:
     rights = np.array(sorted({w - 1, *[c for c, _, _ in vertical],
                               *[min(e, w - 1) for _, _, e in horizontal]}))
 
-    row_sums = np.concatenate([np.zeros((h, 1)), np.cumsum(across_rows, axis=1)], axis=1)
-    col_sums = np.concatenate([np.zeros((w, 1)), np.cumsum(across_cols.T, axis=1)], axis=1)
+    row_sums = np.zeros((h, w + 1), np.int32)
+    np.cumsum(across_rows, axis=1, dtype=np.int32, out=row_sums[:, 1:])
+    col_sums = np.zeros((w, h + 1), np.int32)
+    np.cumsum(across_cols.T, axis=1, dtype=np.int32, out=col_sums[:, 1:])
     row_sums[0] = row_sums[h - 1] = np.arange(w + 1)  # the frame counts as a full side
     col_sums[0] = col_sums[w - 1] = np.arange(h + 1)
     top_s = _support(row_sums, tops, lefts, rights)  # (T, L, R)
