@@ -176,3 +176,11 @@ def test_a_photo_in_a_screenshot_is_partial_with_its_box(engine):
     assert all(abs(a - b) <= 12 for a, b in zip(top.extra["query_box"], (0, 170, 750, 694)))
     assert top.extra["match_overlap"] > 0.9
     assert top.extra["query_overlap"] == pytest.approx(524 / 1334, abs=0.03)
+
+
+def test_a_crop_too_plain_for_keypoints_is_located_by_its_pixels(engine):
+    # The right edge of chelsea.jpg: defocused background, no ORB corners to match.
+    strip = photo("chelsea").crop((338, 0, 451, 300))
+    top = engine.search(jpeg_bytes(strip, 90)).copies[0]
+    assert top.kind == "partial" and top.uri.endswith("chelsea.jpg")
+    assert all(abs(a - b) <= 6 for a, b in zip(top.extra["match_box"], (338, 0, 451, 300)))
