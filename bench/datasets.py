@@ -207,6 +207,55 @@ def _wallpaper_photos(root: Path, out: Path) -> list[Photo]:
     return photos
 
 
+# Wallpaper packages no benchmark takes originals from: distractors and extra negatives.
+DISTRACTOR_PACKAGES = ["ukui-wallpapers", "lomiri-wallpapers-20.04", "gnome-backgrounds"]
+
+
+def unpacked_packages(packages: list[str], name: str) -> Path | None:
+    """Fetch Debian ``packages`` with ``apt-get download`` and unpack them (once) into
+    ``<cache>/<name>/root``; None, with a message, when that fails."""
+    folder = cache_folder() / name
+    root = folder / "root"
+    marker = folder / "done"
+    if marker.exists():
+        return root
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["apt-get", "download", "-q", *packages], cwd=folder, check=True,
+                       capture_output=True)
+        for deb in sorted(folder.glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+            deb.unlink()
+    except (OSError, subprocess.CalledProcessError) as error:
+        _say(f"cannot fetch {packages}: {error}")
+        return None
+    marker.write_text("ok")
+    return root
+
+
+def distractor_photos() -> list[Photo]:
+    """Every image of ``DISTRACTOR_PACKAGES`` (photographs and some artwork), prepared like the
+    originals, source ``"distractor"``; empty when the packages cannot be fetched."""
+    root = unpacked_packages(DISTRACTOR_PACKAGES, "local-distractors")
+    if root is None:
+        return []
+    out = cache_folder() / "distractors"
+    out.mkdir(exist_ok=True)
+    photos = []
+    files = sorted(glob.glob(str(root / "usr/share/backgrounds/**/*.*"), recursive=True))
+    for file in files:
+        if not file.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+            continue
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).stem)
+        path = out / f"{stem}.jpg"
+        if not path.exists():
+            with Image.open(file) as image:
+                image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+                _save(image, path)
+        photos.append(Photo(f"distractor-{stem}", "distractor", path))
+    return photos
+
+
 def load_photos(*, wallpapers: bool = True) -> list[Photo]:
     """Prepare (once) and return every source photograph, sorted by name.
 

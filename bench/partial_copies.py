@@ -34,7 +34,6 @@ import glob
 import hashlib
 import io
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import edits  # noqa: E402
-from bench.datasets import cache_folder, load_photos  # noqa: E402
+from bench.datasets import (  # noqa: E402
+    DISTRACTOR_PACKAGES,
+    load_photos,
+    unpacked_packages as _unpacked,
+)
 from picorigin import _verify  # noqa: E402
 from picorigin._features import local as local_features  # noqa: E402
 from picorigin._imaging import decode  # noqa: E402
@@ -56,7 +59,6 @@ from picorigin._stages.local import LocalStage  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 SEED = 20240601  # bench/copy_detection.py's split
 OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
-DISTRACTOR_PACKAGES = ["ukui-wallpapers", "lomiri-wallpapers-20.04", "gnome-backgrounds"]
 
 
 def _seed(*parts: str) -> int:
@@ -112,26 +114,6 @@ def _signal(data: bytes, *, query: bool):
 
 
 # ---- Debian packages (distractors, the real pair) -----------------------------------------------
-
-def _unpacked(packages: list[str], name: str) -> Path | None:
-    folder = cache_folder() / name
-    root = folder / "root"
-    marker = folder / "done"
-    if marker.exists():
-        return root
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["apt-get", "download", "-q", *packages], cwd=folder, check=True,
-                       capture_output=True)
-        for deb in sorted(folder.glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-            deb.unlink()
-    except (OSError, subprocess.CalledProcessError) as error:
-        print(f"[partial] cannot fetch {packages}: {error}", file=sys.stderr)
-        return None
-    marker.write_text("ok")
-    return root
-
 
 def distractor_images(n: int):
     """Up to ``n`` real distractors: tiles (at 3 scales) of wallpapers the bench does not use."""
