@@ -143,29 +143,19 @@ def locate(query, picture) -> CropMatch | None:
 
 
 def describe(match: CropMatch, query_size: tuple[int, int], match_size: tuple[int, int]) -> dict:
-    """JSON-ready description of a located crop, with the keys of
-    :func:`picorigin._verify.describe` except ``inliers``, plus ``correlation``."""
+    """JSON-ready description of a located crop: as
+    :func:`picorigin._verify.describe_transform`, with ``correlation`` as the score and as
+    evidence of its own."""
     from . import _verify
 
     x0, y0, x1, y1 = match.box
-    w, h = match_size
-    qw, qh = query_size
-    box = [x0 * w, y0 * h, x1 * w, y1 * h]
+    (w, h), (qw, qh) = match_size, query_size
     t = np.array([
-        [(box[2] - box[0]) / qw, 0.0, box[0]],
-        [0.0, (box[3] - box[1]) / qh, box[1]],
+        [(x1 - x0) * w / qw, 0.0, x0 * w],
+        [0.0, (y1 - y0) * h / qh, y0 * h],
         [0.0, 0.0, 1.0],
     ])
-    match_overlap = (x1 - x0) * (y1 - y0)
-    out = {
-        "kind": "partial" if match_overlap < _verify.PARTIAL_BELOW else "near_duplicate",
-        "score": round(float(match.correlation), 4),
-        "query_box": [0, 0, int(qw), int(qh)],
-        "match_box": [round(v) for v in box],
-        "query_overlap": 1.0,
-        "match_overlap": round(float(match_overlap), 3),
-        "transform": [[round(float(v), 6) for v in row] for row in t],
-        "correlation": round(float(match.correlation), 4),
-    }
-    out.update(_verify.geometry(t, query_size, False))
+    out = _verify.describe_transform(t, query_size, match_size, mirror=False,
+                                     score=match.correlation)
+    out["correlation"] = round(float(match.correlation), 4)
     return out

@@ -537,7 +537,7 @@ class Engine:
             best = self._fingerprint_hits(probes, radius)
         for image_id, (distance, orientation, _) in best.items():
             if image_id not in found:
-                found[image_id] = _Found("near_duplicate", _distance_score(distance),
+                found[image_id] = _Found("near_duplicate", fingerprint.similarity(distance),
                                          distance=distance, orientation=orientation)
 
     def _find_framed(self, decoded: "_imaging.Decoded", found: dict, local: Any) -> None:
@@ -824,11 +824,6 @@ def _described(record: dict[str, Any]) -> dict[str, Any]:
     record["uris"] = [loc["uri"] for loc in record["locations"]]
     record["creator"] = origin.creator([record])
     return record
-
-
-def _distance_score(distance: int) -> float:
-    # 0 bits apart scores 1; 128 bits, what two unrelated images average, scores 0.
-    return max(0.0, 1.0 - distance / (fingerprint.BITS / 2))
 
 
 def _match(record: dict[str, Any], hit: _Found, query_area: int) -> Match:

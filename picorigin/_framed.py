@@ -88,19 +88,11 @@ def describe(
     Returns
     -------
     dict
-        The keys of :func:`picorigin._verify.describe` except ``inliers``; ``match_box`` is
-        the whole picture, ``score`` comes from ``distance`` as a near-duplicate's does.
+        As :func:`picorigin._verify.describe_transform`: ``query_box`` is the window,
+        ``match_box`` the whole picture, ``score`` comes from ``distance`` as a near-duplicate's
+        does.
     """
     t = _transform(box, match_size, orientation)
-    query_overlap = (box[2] - box[0]) * (box[3] - box[1]) / float(query_size[0] * query_size[1])
-    out = {
-        "kind": "partial" if query_overlap < _verify.PARTIAL_BELOW else "near_duplicate",
-        "score": round(max(0.0, 1.0 - distance / (fingerprint.BITS / 2)), 4),
-        "query_box": [round(v) for v in box],
-        "match_box": [0, 0, int(match_size[0]), int(match_size[1])],
-        "query_overlap": round(query_overlap, 3),
-        "match_overlap": 1.0,
-        "transform": [[round(float(v), 6) for v in row] for row in t],
-    }
-    out.update(_verify.geometry(t, query_size, "mirror" in orientation))
-    return out
+    return _verify.describe_transform(t, query_size, match_size,
+                                      mirror=orientation.startswith("mirror"),
+                                      score=fingerprint.similarity(distance))

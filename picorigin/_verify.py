@@ -351,8 +351,9 @@ def _area(polygon: np.ndarray) -> float:
 def _box(polygon: np.ndarray) -> list[int]:
     if len(polygon) == 0:
         return [0, 0, 0, 0]
-    x0, y0 = np.floor(polygon.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int)
+    # Rounded first: a corner at 80.0000000001 (float error of an exact transform) is pixel 80.
+    x0, y0 = np.floor(np.round(polygon.min(axis=0), 6)).astype(int)
+    x1, y1 = np.ceil(np.round(polygon.max(axis=0), 6)).astype(int)
     return [int(x0), int(y0), int(x1), int(y1)]
 
 
@@ -416,19 +417,34 @@ def describe(
         ``match_overlap`` (share of each image's area in the matched region), ``transform``
         (3 x 3, query -> match), ``rotation``, ``scale``, ``mirror``, ``inliers``.
     """
-    t = verification.transform
+    out = describe_transform(verification.transform, query_size, match_size,
+                             mirror=verification.mirror, score=score(verification.inliers))
+    out["inliers"] = int(verification.inliers)
+    return out
+
+
+def describe_transform(
+    transform: np.ndarray,
+    query_size: tuple[int, int],
+    match_size: tuple[int, int],
+    *,
+    mirror: bool,
+    score: float,
+) -> dict:
+    """The description of :func:`describe` for any query -> match ``transform`` (3 x 3), however
+    it was found (keypoints, a framing window, a located crop), without ``inliers``."""
+    t = np.asarray(transform, dtype=np.float64)
     query_region, query_overlap = _region(np.linalg.inv(t), match_size, query_size)
     match_region, match_overlap = _region(t, query_size, match_size)
     partial = min(query_overlap, match_overlap) < PARTIAL_BELOW
     out = {
         "kind": "partial" if partial else "near_duplicate",
-        "score": score(verification.inliers),
+        "score": round(float(score), 4),
         "query_box": _box(query_region),
         "match_box": _box(match_region),
         "query_overlap": round(query_overlap, 3),
         "match_overlap": round(match_overlap, 3),
         "transform": [[round(float(v), 6) for v in row] for row in t],
-        "inliers": int(verification.inliers),
     }
-    out.update(geometry(t, query_size, verification.mirror))
+    out.update(geometry(t, query_size, mirror))
     return out

@@ -40,6 +40,7 @@ __all__ = [
     "pack",
     "probes",
     "query_coefficients",
+    "similarity",
     "transform",
 ]
 
@@ -344,6 +345,11 @@ def probes(coeffs: np.ndarray, *, exhaustive: bool = False) -> list[tuple[Dihedr
 def compute(image) -> Fingerprint:
     """Fingerprint an image (PIL image or array); see the module docstring."""
     return canonical(coefficients(image))
+
+
+def similarity(distance: int) -> float:
+    """A near-duplicate's score: 1 at 0 bits apart, 0 at 128 (what unrelated images average)."""
+    return max(0.0, 1.0 - distance / (BITS / 2))
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> int:
