@@ -36,13 +36,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("crop", "rotate", "pasted", "screenshot")
 
 
-def _queries(photos, positive: bool):
+def _queries(photos, positive: bool, hosts):
     folder = cache_folder() / f"queries-v{EDITS_VERSION}"
+    # Paste-ins on this split's hosts only: the cache also holds the quick split's, whose host
+    # may be indexed here (and rightly found).
+    on_hosts = tuple(f"-on-{host.name}" for host in hosts)
     out = []
     for photo in photos:
         for path in sorted((folder / photo.name).glob("*.jpg")):
             family = next((f for f in FAMILIES if path.stem.startswith(f)), None)
-            if family is None or (family == "pasted" and "-on-" not in path.stem):
+            if family is None or (family == "pasted" and not path.stem.endswith(on_hosts)):
                 continue
             family = path.stem[:6] if family == "crop" else family  # crop10 .. crop75
             out.append((photo.name, family, path, positive))
@@ -63,8 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     photos = load_photos()
     if args.quick:
         photos = photos[::3]
-    indexed, negatives, _ = split(photos)
-    queries = _queries(indexed, True) + _queries(negatives, False)
+    indexed, negatives, hosts = split(photos)
+    queries = _queries(indexed, True, hosts) + _queries(negatives, False, hosts)
     if not any(q[3] for q in queries):
         raise SystemExit("no cached queries: run python -m bench.copy_detection first")
     with tempfile.TemporaryDirectory(prefix="picorigin-scale-") as folder:
@@ -99,6 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
                     "photo": name, "family": family, "positive": positive,
                     "found": bool(copies) and copies[0].id == ids.get(name),
                     "claimed": bool(copies), "elapsed_ms": round(result.elapsed_ms, 1),
+                    "query": path.name,
+                    "copies": [{"id": m.id, "kind": m.kind, "score": m.score,
+                                "distance": m.distance,
+                                **{k: m.extra.get(k) for k in ("inliers", "correlation",
+                                                               "query_box", "match_box")}}
+                               for m in copies[:3]],
                 })
     elapsed = [r["elapsed_ms"] for r in records]
     by_family = {}

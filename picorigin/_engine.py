@@ -595,7 +595,12 @@ class Engine:
         inliers on the benchmark, true ones 12-104. A candidate that still fails may be too
         plain for keypoints: the query is then looked for, pixel by pixel, as a crop of its
         thumbnail (``picorigin._crop``: 0 of 4,040 wrong pairs passed, 98 % of true crops).
+
+        Only for a query with no copy found yet: once one is, pictures that merely look like it
+        are what ``similar`` means, and re-checking them cost half of a search at scale.
         """
+        if any(hit.kind in COPY_KINDS for hit in found.values()):
+            return
         suspects = sorted(
             (hit.score, image_id)
             for image_id, hit in found.items()
