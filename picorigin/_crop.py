@@ -56,10 +56,26 @@ def _grey(image) -> np.ndarray:
 
 def _lead(scores: np.ndarray, at: tuple[int, int], radius: tuple[int, int]) -> float:
     """Peak minus the best score outside a ``radius`` (rows, cols) around it."""
-    y, x = at
+    (y, x), (ry, rx) = at, radius
     masked = scores.copy()
-    masked[max(0, y - radius[0]) : y + radius[0] + 1, max(0, x - radius[1]) : x + radius[1] + 1] = -1
-    return float(scores[y, x] - masked.max()) if masked.size else 1.0
+    masked[max(0, y - ry) : y + ry + 1, max(0, x - rx) : x + rx + 1] = -1
+    return float(scores[y, x] - masked.max())
+
+
+def _correlate(scene: np.ndarray, query: np.ndarray, width: int, aspect: float):
+    """The query at ``width`` pixels (height ``width * aspect``), blurred, slid over ``scene``:
+    ``(peak, x, y, width, height, scores)``, or None when it does not fit."""
+    import cv2
+
+    sh, sw = scene.shape
+    height = round(width * aspect)
+    if min(width, height) < MIN_TEMPLATE // 2 or height > sh or width > sw:
+        return None
+    template = cv2.resize(query, (width, height), interpolation=cv2.INTER_AREA)
+    template = cv2.GaussianBlur(template, (0, 0), BLUR)
+    scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
+    _, peak, _, (x, y) = cv2.minMaxLoc(scores)
+    return float(peak), x, y, width, height, scores
 
 
 def locate(query, picture) -> CropMatch | None:
@@ -78,30 +94,16 @@ def locate(query, picture) -> CropMatch | None:
     """
     import cv2
 
-    scene = _grey(picture)
-    template_full = _grey(query)
+    scene, query = _grey(picture), _grey(query)
     ph, pw = scene.shape
-    qh, qw = template_full.shape
-    if min(ph, pw, qh, qw) < MIN_TEMPLATE:
-        return None
-    def at(width: int, scene: np.ndarray, query: np.ndarray):
-        sh, sw = scene.shape
-        height = round(width * qh / qw)
-        if min(width, height) < MIN_TEMPLATE // 2 or height > sh or width > sw:
-            return None
-        template = cv2.resize(query, (width, height), interpolation=cv2.INTER_AREA)
-        template = cv2.GaussianBlur(template, (0, 0), BLUR)
-        scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
-        _, peak, _, (x, y) = cv2.minMaxLoc(scores)
-        return float(peak), x, y, width, height, scores
-
-    if float(template_full.std()) < 2.0:  # one flat colour: it would fit anywhere
-        return None
+    qh, qw = query.shape
+    if min(ph, pw, qh, qw) < MIN_TEMPLATE or float(query.std()) < 2.0:
+        return None  # too small, or one flat colour that would fit anywhere
+    aspect = qh / qw
     if max(qh, qw) > max(ph, pw):  # templates are never larger than the picture: shrink once
         factor = max(ph, pw) / max(qh, qw)
-        template_full = cv2.resize(template_full, (max(1, round(qw * factor)),
-                                                   max(1, round(qh * factor))),
-                                   interpolation=cv2.INTER_AREA)
+        query = cv2.resize(query, (max(1, round(qw * factor)), max(1, round(qh * factor))),
+                           interpolation=cv2.INTER_AREA)
     # Both blurred a little: an error of a pixel in place or of 1 % in scale then costs a
     # textured crop little correlation (unblurred, 2 % cost 0.995 -> 0.78 on grass).
     blurred = cv2.GaussianBlur(scene, (0, 0), BLUR)
@@ -110,8 +112,8 @@ def locate(query, picture) -> CropMatch | None:
     # of 6 % on the half-size scene; the two best then to the pixel at full size.
     largest = min(1.0, ph * qw / (pw * qh))
     coarse = [largest / SCALE_STEP**i for i in range(64) if largest / SCALE_STEP**i >= MIN_WIDTH]
-    found = [(share, hit) for share in coarse if (hit := at(round(share * pw / 2), half,
-                                                              template_full))]
+    found = [(share, hit) for share in coarse
+             if (hit := _correlate(half, query, round(share * pw / 2), aspect))]
     if not found:
         return None
     found.sort(key=lambda item: -item[1][0])
@@ -122,20 +124,19 @@ def locate(query, picture) -> CropMatch | None:
         for width in range(round(centre * pw / SCALE_STEP), round(centre * pw * SCALE_STEP) + 1)
         if width <= largest * pw + 0.5
     }
-    best = None
     # Every other width, then the two beside the best (correlation is smooth in scale).
-    for width in sorted(widths)[::2]:
-        hit = at(width, blurred, template_full)
-        if hit and (best is None or hit[0] > best[0]):
-            best = hit
-    if best is not None:
-        for width in (best[3] - 1, best[3] + 1):
-            hit = at(width, blurred, template_full) if width in widths else None
-            if hit and hit[0] > best[0]:
-                best = hit
-    if best is None or best[0] < MIN_CORRELATION:
+    hits = [hit for width in sorted(widths)[::2]
+            if (hit := _correlate(blurred, query, width, aspect))]
+    if not hits:
         return None
+    best = max(hits, key=lambda hit: hit[0])
+    for width in (best[3] - 1, best[3] + 1):
+        hit = _correlate(blurred, query, width, aspect) if width in widths else None
+        if hit and hit[0] > best[0]:
+            best = hit
     peak, x, y, tw, th, scores = best
+    if peak < MIN_CORRELATION:
+        return None
     lead = _lead(scores, (y, x), (max(1, th // 4), max(1, tw // 4)))
     if lead < MIN_LEAD:
         return None

@@ -55,6 +55,7 @@ def test_describe_maps_the_query_onto_its_box():
     described = _crop.describe(match, (400, 300), (1600, 1200))
     assert described["match_box"] == [800, 300, 1600, 900]
     t = np.array(described["transform"])
-    assert np.allclose(t @ [0, 0, 1], [800, 300, 1]) and np.allclose(t @ [400, 300, 1], [1600, 900, 1])
+    assert np.allclose(t @ [0, 0, 1], [800, 300, 1])
+    assert np.allclose(t @ [400, 300, 1], [1600, 900, 1])
     assert described["kind"] == "partial" and described["match_overlap"] == 0.25
     assert described["scale"] == 0.5 and described["rotation"] == 0.0 and not described["mirror"]
