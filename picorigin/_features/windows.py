@@ -6,7 +6,7 @@ natural texture rarely draws. Each such rectangle is a *window* the query can be
 as if it were the whole image: the global fingerprint of a window finds the indexed original
 even when the window is too small, or too plain, for local features.
 
-The search is cheap (a few milliseconds at 480 pixels): colour steps across rows and columns,
+The search is cheap (about 7 ms at 480 pixels): colour steps across rows and columns,
 gap-tolerant straight runs of them, and every rectangle those runs (or the image's frame) can
 bound, scored by how much of its perimeter lies on a step.
 """
@@ -124,11 +124,11 @@ def compute(image) -> np.ndarray:
     across_cols = (dx > STEP) & (dx > 2 * dy)
     horizontal = _lines(across_rows, round(MIN_RUN * w))
     vertical = _lines(across_cols.T, round(MIN_RUN * h))
+    if not horizontal and not vertical:
+        return np.zeros((0, 4))
     # A side may sit a pixel off the row its step was found on.
     across_rows = across_rows | np.roll(across_rows, 1, 0) | np.roll(across_rows, -1, 0)
     across_cols = across_cols | np.roll(across_cols, 1, 1) | np.roll(across_cols, -1, 1)
-    if not horizontal and not vertical:
-        return np.zeros((0, 4))
     # Sides come from boundary lines, or from the frame (a picture may touch the image's edge).
     # A line's ends say where the perpendicular sides are, when those are too weak to be found
     # as lines themselves (a picture's lower edge against grass).
