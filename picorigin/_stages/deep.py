@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +40,7 @@ import numpy as np
 
 from .._features import colour as colour_features
 from .._features import deep as deep_features
+from . import _store
 
 __all__ = ["DeepSignal", "DeepStage", "label_classes"]
 
@@ -171,15 +171,7 @@ class DeepStage:
         self._index_path = self.folder / "deep.faiss"
         self._state_path = self.folder / "deep.json"
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.folder / "deep.sqlite", check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode, as the catalog: a commit survives a process crash; only an OS
-        # crash or power loss can roll back the last transactions, never corrupt the file
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        self._db = _store.connect(self.folder / "deep.sqlite", _SCHEMA)
         stored = self._db.execute("SELECT value FROM meta WHERE key='descriptor'").fetchone()
         if stored is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('descriptor', ?)", (DESCRIPTOR,))
@@ -237,7 +229,7 @@ class DeepStage:
             self._db.executemany("DELETE FROM labels WHERE id=?", [(r[0],) for r in rows])
             self._db.executemany("INSERT OR REPLACE INTO signals VALUES (?,?,?,?)", rows)
             self._db.executemany("INSERT OR REPLACE INTO labels VALUES (?,?,?)", labels)
-            self._db.executemany("INSERT INTO changes (id) VALUES (?)", [(r[0],) for r in rows])
+            _store.log_changes(self._db, [(r[0],) for r in rows])
         if self._index is not None:
             self._sync()
 
@@ -248,15 +240,11 @@ class DeepStage:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM signals WHERE id=?", keys)
             self._db.executemany("DELETE FROM labels WHERE id=?", keys)
-            self._db.executemany("INSERT INTO changes (id) VALUES (?)", keys)
+            _store.log_changes(self._db, keys)
         if self._index is not None:
             self._sync()
 
     # -- the index, kept in step with the SQLite file ------------------------------------------
-
-    def _position(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
-        return int(row[0]) if row else 0
 
     def _rows(self, ids) -> tuple[np.ndarray, np.ndarray]:
         found_ids, vectors = [], []
@@ -274,7 +262,7 @@ class DeepStage:
     def _rebuild(self) -> None:
         from .._index.faiss_dense import DenseIndex
 
-        position = self._position()
+        position = _store.position(self._db)
         index = DenseIndex(DIM)
         batch_ids, batch = [], []
         for key, blob in self._db.execute("SELECT id, embedding FROM signals"):
@@ -295,7 +283,7 @@ class DeepStage:
             state = json.loads(self._state_path.read_text())
             if state.get("descriptor") != DESCRIPTOR:
                 raise ValueError("descriptor changed")
-            if int(state["seq"]) > self._position():
+            if int(state["seq"]) > _store.position(self._db):
                 raise ValueError("checkpoint is newer than deep.sqlite")
             self._index = DenseIndex.load(self._index_path)
             self._seq = self._saved_seq = int(state["seq"])
@@ -310,17 +298,15 @@ class DeepStage:
         if self._index is None:
             self._load()
             return
-        position = self._position()
+        position = _store.position(self._db)
         if position == self._seq:
             return
-        lowest = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        if lowest is None or lowest > self._seq + 1:
+        touched = _store.changed_since(self._db, self._seq, position)
+        if touched is None:
             # the log was pruned past us by a checkpoint from another process: start again
             self._index = None
             self._load()
             return
-        touched = [row[0] for row in self._db.execute(
-            "SELECT DISTINCT id FROM changes WHERE seq > ? AND seq <= ?", (self._seq, position))]
         self._index.remove(np.asarray(touched, np.int64))
         ids, vectors = self._rows(touched)
         self._index.add(ids, vectors)
@@ -438,11 +424,8 @@ class DeepStage:
             if self._saved_seq == self._seq:
                 return
             self._index.save(self._index_path)
-            tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"seq": self._seq, "descriptor": DESCRIPTOR}))
-            os.replace(tmp, self._state_path)
-            with self._db:
-                self._db.execute("DELETE FROM changes WHERE seq <= ?", (self._seq,))
+            _store.write_checkpoint(self._db, self._state_path,
+                                    {"seq": self._seq, "descriptor": DESCRIPTOR})
             self._saved_seq = self._seq
 
     def close(self) -> None:

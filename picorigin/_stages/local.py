@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from importlib import resources
@@ -39,10 +38,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import _verify
 from .._features import local as local_features
 from .._features.local import LocalFeatures
 from .._index.inverted import InvertedFile, Vocabulary, train_vocabulary
-from .. import _verify
+from . import _store
 
 __all__ = ["LocalStage"]
 
@@ -117,13 +117,7 @@ class LocalStage:
         self._state_path = self.folder / "local_inverted.json"
         self._vocabulary_path = self.folder / "local_vocabulary.npz"
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.folder / "local.sqlite", check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoint
-        self._db.execute("PRAGMA busy_timeout=30000")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        self._db = _store.connect(self.folder / "local.sqlite", _SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('features', ?)", (FEATURES,))
         self._vocabulary: Vocabulary | None = None  # loaded on first use
         self._index: InvertedFile | None = None
@@ -267,7 +261,7 @@ class LocalStage:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('vocabulary', ?)",
                              (self.vocabulary.digest(),))
             self._db.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?)", rows)
-            self._db.executemany("INSERT INTO changes (id) VALUES (?)", [(r[0],) for r in rows])
+            _store.log_changes(self._db, [(r[0],) for r in rows])
         if self._index is not None:
             self._sync()
 
@@ -287,22 +281,18 @@ class LocalStage:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM features WHERE id=?", keys)
-            self._db.executemany("INSERT INTO changes (id) VALUES (?)", keys)
+            _store.log_changes(self._db, keys)
         if self._index is not None:
             self._sync()
 
     # -- the inverted file, kept in step with the SQLite file -----------------------------------
-
-    def _position(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
-        return int(row[0]) if row else 0
 
     def _stored_vocabulary(self) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key='vocabulary'").fetchone()
         return row[0] if row else None
 
     def _rebuild(self) -> None:
-        position = self._position()
+        position = _store.position(self._db)
         index = InvertedFile(self.vocabulary.idf)
         for key, blob in self._db.execute("SELECT id, words FROM features"):
             index.add(key, np.frombuffer(blob, np.uint32))
@@ -320,7 +310,7 @@ class LocalStage:
             state = json.loads(self._state_path.read_text())
             if state.get("vocabulary") != self.vocabulary.digest():
                 raise ValueError("vocabulary changed")
-            if int(state["seq"]) > self._position():
+            if int(state["seq"]) > _store.position(self._db):
                 raise ValueError("checkpoint is newer than local.sqlite")
             self._index, stamp = InvertedFile.load(self._index_path, self.vocabulary.idf)
             if stamp != str(state["seq"]):
@@ -342,16 +332,14 @@ class LocalStage:
             self._refresh_vocabulary()  # another process retrained the vocabulary
             self._load()
             return
-        position = self._position()
+        position = _store.position(self._db)
         if position == self._seq:
             return
-        lowest = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        if lowest is None or lowest > self._seq + 1:
+        touched = _store.changed_since(self._db, self._seq, position)
+        if touched is None:
             self._index = None  # the log was pruned past us by another process's checkpoint
             self._load()
             return
-        touched = [row[0] for row in self._db.execute(
-            "SELECT DISTINCT id FROM changes WHERE seq > ? AND seq <= ?", (self._seq, position))]
         for key in touched:
             self._index.remove(key)
         for start in range(0, len(touched), 500):
@@ -510,7 +498,7 @@ class LocalStage:
         log keeps everything committed meanwhile.
         """
         with self._lock:
-            if self._index is None and self._position() == 0:
+            if self._index is None and _store.position(self._db) == 0:
                 return  # nothing was ever added
             self._sync()  # loads (or rebuilds) the index when it is not in memory yet
             if self._saved_seq == self._seq:
@@ -520,12 +508,8 @@ class LocalStage:
                 if pending < max(_CHECKPOINT_MIN, _CHECKPOINT_SHARE * len(self._index)):
                     return
             self._index.save(self._index_path, str(self._seq))
-            tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"seq": self._seq, "vocabulary": self.vocabulary.digest(),
-                                       "features": FEATURES}))
-            os.replace(tmp, self._state_path)
-            with self._db:
-                self._db.execute("DELETE FROM changes WHERE seq <= ?", (self._seq,))
+            _store.write_checkpoint(self._db, self._state_path, {
+                "seq": self._seq, "vocabulary": self.vocabulary.digest(), "features": FEATURES})
             self._saved_seq = self._seq
 
     def close(self) -> None:
