@@ -1,23 +1,84 @@
-"""The one table of settings: it drives CLI help, validation and the README's settings section.
+"""The one table of settings: it drives CLI help, validation, the environment and the README.
 
-A setting is read, in order of precedence, from an explicit argument (``Engine(settings={...})``
-or a CLI option), from the environment variable ``PICORIGIN_<NAME>`` (upper case), or from its
-default here.
+:class:`Settings` is the table: each field is a setting with its type, default and help. A
+setting is read, in order of precedence, from an explicit argument (``Engine(settings={...})``
+or ``-s NAME=VALUE``), from the environment variable ``PICORIGIN_<NAME>`` (upper case), or from
+its default. Every part that needs settings is handed the resolved, immutable ``Settings``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 from ._errors import SettingError
 
-__all__ = ["SETTINGS", "Setting", "resolve_settings"]
+__all__ = ["SETTINGS", "Setting", "Settings", "resolve_settings"]
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, eq=False)
+class Settings(Mapping):
+    """Every setting's value; read as attributes (``settings.max_bytes``) or as a mapping."""
+
+    max_bytes: int = _setting(50_000_000, "Largest input file or download accepted, in bytes.")
+    max_pixels: int = _setting(100_000_000, "Largest image accepted, in pixels (width x "
+                               "height); larger ones are refused as decompression bombs.")
+    max_side: int = _setting(30_000, "Largest width or height accepted, in pixels.")
+    fetch_timeout: float = _setting(20.0, "Seconds to wait for an http(s) source before "
+                                    "giving up.")
+    fetch_max_redirects: int = _setting(5, "Redirects followed when fetching an http(s) "
+                                        "source.")
+    allow_private_urls: bool = _setting(False, "Fetch URLs that resolve to private, loopback or "
+                                        "link-local addresses (off by default so a server "
+                                        "cannot be used as an SSRF proxy).")
+    near_duplicate_distance: int = _setting(64, "Largest Hamming distance (of 256 bits) between "
+                                            "fingerprints that counts as a near-duplicate; see "
+                                            "README for how it was measured.")
+    stages: str = _setting("local,deep", "Stages run beside the fingerprint, comma-separated: "
+                           "local (crops, pasted-in, screenshots; needs only OpenCV), deep "
+                           "(similar images, labels, colour; needs the deep extra, off with a "
+                           "notice without it). Empty for fingerprint only.")
+    similar_min_score: float = _setting(0.8, "Lowest calibrated score for a `similar` match "
+                                        "(0-1, the same scale in every collection): at 0.5, "
+                                        "79 % of same-kind and 10 % of different-kind photo "
+                                        "pairs pass; at 0.9, 54 % and 1.2 %.")
+    measure_detail: bool = _setting(True, "Measure each image's true detail at ingest (a "
+                                    "full-size decode, ~10-40 ms) so upscaled copies are not "
+                                    "reported as higher resolution.")
+    workers: int = _setting(0, "Processes used by `index`; 0 means one per CPU core.")
+    checkpoint_seconds: float = _setting(60.0, "Seconds between index checkpoints while "
+                                         "indexing; the catalog commits every image, and any "
+                                         "process catches up from its change log.")
+    thumbnail_side: int = _setting(256, "Longer side of the JPEG thumbnail kept per image "
+                                   "(0 keeps none).")
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _BY_NAME:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_BY_NAME)
+
+    def __len__(self) -> int:
+        return len(_BY_NAME)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed (validated like any other source)."""
+        return resolve_settings({**self, **changes}, environ={})
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One row of the table: name, default, help (and the type, from the default)."""
+
     name: str
     default: Any
     help: str
@@ -42,37 +103,14 @@ class Setting:
             if kind is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SettingError(
                 f"setting {self.name!r} takes a {kind.__name__}, got {value!r}"
             ) from None
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("max_bytes", 50_000_000, "Largest input file or download accepted, in bytes."),
-    Setting("max_pixels", 100_000_000, "Largest image accepted, in pixels (width x height); "
-            "larger ones are refused as decompression bombs."),
-    Setting("max_side", 30_000, "Largest width or height accepted, in pixels."),
-    Setting("fetch_timeout", 20.0, "Seconds to wait for an http(s) source before giving up."),
-    Setting("fetch_max_redirects", 5, "Redirects followed when fetching an http(s) source."),
-    Setting("allow_private_urls", False, "Fetch URLs that resolve to private, loopback or "
-            "link-local addresses (off by default so a server cannot be used as an SSRF proxy)."),
-    Setting("near_duplicate_distance", 64, "Largest Hamming distance (of 256 bits) between "
-            "fingerprints that counts as a near-duplicate; see README for how it was measured."),
-    Setting("stages", "local,deep", "Stages run beside the fingerprint, comma-separated: local "
-            "(crops, pasted-in, screenshots; needs only OpenCV), deep (similar images, labels, "
-            "colour; needs the deep extra, off with a notice without it). Empty for "
-            "fingerprint only."),
-    Setting("similar_min_score", 0.8, "Lowest calibrated score for a `similar` match (0-1, "
-            "the same scale in every collection): at 0.5, 79 % of same-kind and 10 % of "
-            "different-kind photo pairs pass; at 0.9, 54 % and 1.2 %."),
-    Setting("measure_detail", True, "Measure each image's true detail at ingest (a full-size "
-            "decode, ~10-40 ms) so upscaled copies are not reported as higher resolution."),
-    Setting("workers", 0, "Processes used by `index`; 0 means one per CPU core."),
-    Setting("checkpoint_seconds", 60.0, "Seconds between index checkpoints while indexing; "
-            "the catalog commits every image, and an index older than it is rebuilt on open."),
-    Setting("thumbnail_side", 256, "Longer side of the JPEG thumbnail kept per image "
-            "(0 keeps none)."),
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -80,8 +118,8 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 def resolve_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Return every setting's value: overrides beat ``PICORIGIN_<NAME>`` beats the default."""
+) -> Settings:
+    """Every setting's value: overrides beat ``PICORIGIN_<NAME>`` beats the default."""
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(_BY_NAME))
@@ -96,4 +134,4 @@ def resolve_settings(
             values[setting.name] = setting.parse(environ[f"PICORIGIN_{setting.name.upper()}"])
         else:
             values[setting.name] = setting.default
-    return values
+    return Settings(**values)

@@ -26,3 +26,26 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def open_stage(cls, folder, ids=(), settings=None):
+    """A stage of class ``cls`` over a real SQLite catalog in ``folder``, with placeholder
+    images catalogued under ``ids`` (signals are stored only for catalogued images).
+
+    Returns (stage, catalog); close both with ``close_stage``.
+    """
+    from picorigin._settings import resolve_settings
+    from picorigin._store import SQLiteCatalog
+
+    catalog = SQLiteCatalog(folder / "catalog.sqlite")
+    with catalog._transaction() as db:  # explicit ids: only a test needs them
+        db.executemany(
+            "INSERT OR IGNORE INTO images (id, sha256, pixel_sha256, width, height, format,"
+            " byte_size, orientation, added_at) VALUES (?, ?, ?, 1, 1, 'PNG', 1, 0, 'now')",
+            [(int(i), f"{int(i):064x}", f"{int(i):064x}") for i in ids])
+    return cls(catalog, folder, settings or resolve_settings({}, environ={})), catalog
+
+
+def close_stage(stage, catalog) -> None:
+    stage.close()
+    catalog.close()

@@ -13,7 +13,6 @@ from PIL import Image
 
 from picorigin import Engine, ImageError, NotFound
 from picorigin._features import fingerprint as fp
-from picorigin._index.memory import MemoryBinaryIndex
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +171,12 @@ def test_bad_single_add_raises_a_typed_error(tmp_path):
         assert engine.stats()["images"] == 0
 
 
-def test_stale_index_is_rebuilt_from_the_catalog(tmp_path, photo_dir):
+def test_a_stale_checkpoint_catches_up_from_the_change_log(tmp_path, photo_dir):
     folder = tmp_path / "db"
     engine = Engine(folder)
     engine.index([photo_dir], workers=1)
+    engine.search(photo_dir / "rocket.jpg", fast=True)  # loads the index
+    engine.checkpoint()
     engine.add(jpeg_bytes(photo("camera")))
     # No close(): the index checkpoint on disk predates the last add, as after a crash.
     engine._catalog.close()
@@ -184,12 +185,13 @@ def test_stale_index_is_rebuilt_from_the_catalog(tmp_path, photo_dir):
         assert reopened.search(jpeg_bytes(photo("camera"))).matches[0].kind == "exact"
 
 
-def test_a_custom_index_backend_is_filled_from_the_catalog(tmp_path, photo_dir):
-    with Engine(tmp_path / "db") as engine:
-        engine.index([photo_dir], workers=1)
-    with Engine(tmp_path / "db", index=MemoryBinaryIndex(fp.BITS)) as engine:
-        assert engine.stats()["index"]["backend"] == "MemoryBinaryIndex"
+def test_the_engine_runs_on_the_in_memory_catalog_too(tmp_path, photo_dir):
+    from picorigin._store import MemoryCatalog
+
+    with Engine(tmp_path / "db", catalog=MemoryCatalog(), settings={"stages": ""}) as engine:
+        assert engine.index([photo_dir], workers=1).indexed == len(PHOTOS)
         assert engine.search(jpeg_bytes(photo("coffee"), 30)).matches[0].kind == "near_duplicate"
+        assert engine.search(photo_dir / "rocket.jpg").matches[0].kind == "exact"
 
 
 def test_nothing_committed_is_lost_when_indexing_is_killed(tmp_path):

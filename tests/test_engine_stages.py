@@ -130,7 +130,7 @@ def test_reindex_fills_a_stage_enabled_later(tmp_path, photo_dir):
 def test_batched_analysis_matches_one_at_a_time(photo_dir, tmp_path):
     import numpy as np
 
-    from picorigin._analysis import analyse, analyse_batch
+    from picorigin._ingest.analyse import analyse, analyse_batch
     from picorigin._settings import resolve_settings
 
     settings = resolve_settings({})
@@ -142,19 +142,18 @@ def test_batched_analysis_matches_one_at_a_time(photo_dir, tmp_path):
         alone = analyse(path, settings, stages=("local", "deep"))
         a, b = alone.signals["deep"].embedding, batched.signals["deep"].embedding
         assert float(np.dot(a, b)) > 0.99
-        assert alone.record["fingerprint"] == batched.record["fingerprint"]
-        assert set(batched.signals) == {"local", "deep"}
+        assert np.array_equal(alone.signals["fingerprint"].code, batched.signals["fingerprint"].code)
+        assert set(batched.signals) == {"fingerprint", "local", "deep"}
 
 
 def test_local_confirm_verifies_only_real_copies(engine):
-    from picorigin._analysis import stage_signal
     from picorigin._imaging import decode
 
     local = engine.stage("local")
     images = engine.list_images(limit=50)["images"]
     ids = {record["uris"][0].rsplit("/", 1)[-1]: record["id"] for record in images}
     crop = decode(jpeg_bytes(photo("rocket").crop((200, 100, 520, 360))), working_side=800)
-    signal = stage_signal("local", crop, query=True)
+    signal = local.compute(crop.image, (crop.width, crop.height), query=True)
     hits = local.confirm(signal, [ids["rocket.jpg"], ids["coffee.jpg"]], min_inliers=8)
     assert [h["id"] for h in hits] == [ids["rocket.jpg"]]
     assert hits[0]["kind"] == "partial" and hits[0]["inliers"] >= 8

@@ -1,4 +1,4 @@
-"""DeepStage: the Stage protocol over SQLite + FAISS, label and colour filters, crash safety."""
+"""DeepStage: stored in the catalog, searched with FAISS; label and colour filters; crash safety."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
-from helpers import photo
+from helpers import close_stage, open_stage, photo
 from PIL import Image
 
 from picorigin._errors import SettingError, StageUnavailable
@@ -31,10 +31,14 @@ def _ids(hits: list[dict]) -> list[int]:
     return [hit["id"] for hit in hits]
 
 
+IDS = range(0, 130)
+
+
 @pytest.fixture
 def stage(tmp_path):
-    with DeepStage(tmp_path, {}) as opened:
-        yield opened
+    opened, catalog = open_stage(DeepStage, tmp_path, IDS)
+    yield opened
+    close_stage(opened, catalog)
 
 
 def test_add_search_remove(stage):
@@ -47,7 +51,7 @@ def test_add_search_remove(stage):
     assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
     assert hits[0]["labels"][0]["name"] == "tabby" and hits[0]["palette"][0]["hex"].startswith("#")
     json.dumps(hits)  # JSON-able as it is
-    stage.remove([107, 999])
+    stage.catalog.remove_image(107)
     assert 107 not in _ids(stage.search(signals[7], 30))
     assert stage.stats()["images"] == 29
 
@@ -93,47 +97,52 @@ def test_colour_filter(stage):
 
 def test_everything_committed_survives_a_crash(tmp_path):
     signals = _signals(50)
-    first = DeepStage(tmp_path, {})
+    first, catalog = open_stage(DeepStage, tmp_path, IDS)
     first.add(list(range(30)), signals[:30])
     first.search(signals[0], 1)  # load the index
-    first.save()
+    first.save(force=True)
     first.add(list(range(30, 50)), signals[30:])  # committed, never checkpointed
-    first.remove([5])
-    # no close(): as if the process died here
-    again = DeepStage(tmp_path, {})
+    catalog.remove_image(5)
+    catalog.close()  # no stage.close(): as if the process died here
+    again, catalog = open_stage(DeepStage, tmp_path)
     assert _ids(again.search(signals[40], 1)) == [40]
     assert 5 not in _ids(again.search(signals[5], 50))
     assert again.stats()["images"] == 49
-    again.close()
-    first._db.close()
+    close_stage(again, catalog)
 
 
 def test_missing_or_corrupt_checkpoint_is_rebuilt(tmp_path):
     signals = _signals(12)
-    with DeepStage(tmp_path, {}) as stage:
-        stage.add(list(range(12)), signals)
-        stage.search(signals[0], 1)
-    (tmp_path / "deep.faiss").write_bytes(b"not an index")
-    with DeepStage(tmp_path, {}) as stage:
-        assert _ids(stage.search(signals[3], 1)) == [3]
-    (tmp_path / "deep.faiss").unlink()
-    with DeepStage(tmp_path, {}) as stage:
-        assert _ids(stage.search(signals[4], 1)) == [4]
+    stage, catalog = open_stage(DeepStage, tmp_path, IDS)
+    stage.add(list(range(12)), signals)
+    stage.search(signals[0], 1)
+    close_stage(stage, catalog)
+    (checkpoint,) = (tmp_path / "indexes").glob("deep-*.ckpt")
+    checkpoint.write_bytes(b"not an index")
+    stage, catalog = open_stage(DeepStage, tmp_path)
+    assert _ids(stage.search(signals[3], 1)) == [3]
+    close_stage(stage, catalog)
+    for path in (tmp_path / "indexes").glob("deep-*.ckpt"):
+        path.unlink()
+    stage, catalog = open_stage(DeepStage, tmp_path)
+    assert _ids(stage.search(signals[4], 1)) == [4]
+    close_stage(stage, catalog)
 
 
 def test_a_reader_sees_a_writers_commits_and_checkpoints(tmp_path):
     signals = _signals(20)
-    writer = DeepStage(tmp_path, {})
-    reader = DeepStage(tmp_path, {})
+    writer, writer_catalog = open_stage(DeepStage, tmp_path, IDS)
+    reader, reader_catalog = open_stage(DeepStage, tmp_path)
     writer.add(list(range(10)), signals[:10])
     assert _ids(reader.search(signals[3], 1)) == [3]
     writer.add(list(range(10, 20)), signals[10:])
-    writer.save()  # prunes the log the reader has not applied yet
-    writer.remove([3])
+    writer.search(signals[0], 1)
+    writer.save(force=True)  # prunes the log the reader has not applied yet
+    writer_catalog.remove_image(3)
     assert _ids(reader.search(signals[15], 1)) == [15]
     assert 3 not in _ids(reader.search(signals[3], 20))
-    writer.close()
-    reader.close()
+    close_stage(writer, writer_catalog)
+    close_stage(reader, reader_catalog)
 
 
 def test_stats_and_sizes(stage):
@@ -142,7 +151,7 @@ def test_stats_and_sizes(stage):
     stage.search(_signals(1)[0], 1)
     stats = stage.stats()
     assert stats["images"] == 2 and stats["index"] == "flat"
-    assert stats["bytes_in_ram"] > 2 * DIM * 4 and stats["bytes_on_disk"] > 0
+    assert stats["bytes_in_ram"] > 2 * DIM * 4
 
 
 def test_calibration_is_monotone_and_bounded():
@@ -173,16 +182,17 @@ def test_real_photos_end_to_end(usable, tmp_path):
     names = ("coffee", "chelsea", "rocket", "astronaut", "immunohistochemistry")
     signals = DeepStage.compute_batch([photo(n) for n in names])
     assert pickle.loads(pickle.dumps(signals[0])).labels == signals[0].labels  # crosses processes
-    with DeepStage(tmp_path, {}) as stage:
-        stage.add(list(range(len(names))), signals)
-        query = DeepStage.compute(_jpeg_variant(photo("chelsea")))
-        hits = stage.search(query, 3)
-        assert hits[0]["id"] == 1 and hits[0]["score"] > 0.9
-        assert hits[1]["score"] < hits[0]["score"]
-        assert stage.search(query, 3, label="cat")[0]["id"] == 1
-        assert _ids(stage.search(query, 5, label="espresso")) == [0]
-        described = DeepStage.describe(query)
-        assert "cat" in described["labels"][0]["name"]
-        assert described["palette"] and json.dumps(described)
-        assert stage.details([0, 42]) == {0: {"labels": stage.search(
-            signals[0], 1)[0]["labels"], "palette": colour.to_json(signals[0].palette)}}
+    stage, catalog = open_stage(DeepStage, tmp_path, IDS)
+    stage.add(list(range(len(names))), signals)
+    query = DeepStage.compute(_jpeg_variant(photo("chelsea")))
+    hits = stage.search(query, 3)
+    assert hits[0]["id"] == 1 and hits[0]["score"] > 0.9
+    assert hits[1]["score"] < hits[0]["score"]
+    assert stage.search(query, 3, label="cat")[0]["id"] == 1
+    assert _ids(stage.search(query, 5, label="espresso")) == [0]
+    described = DeepStage.describe(query)
+    assert "cat" in described["labels"][0]["name"]
+    assert described["palette"] and json.dumps(described)
+    assert stage.details([0, 42]) == {0: {"labels": stage.search(
+        signals[0], 1)[0]["labels"], "palette": colour.to_json(signals[0].palette)}}
+    close_stage(stage, catalog)

@@ -1,22 +1,10 @@
 """The deep stage: visually similar images, a best guess of what an image shows, its colours.
 
-Signals (:class:`DeepSignal`, computed in worker processes by :meth:`DeepStage.compute`):
-a 256-d EfficientNet-Lite0 descriptor (``picorigin._features.deep``), the top-5 ImageNet labels
-with probabilities, and a colour palette (``picorigin._features.colour``).
-
-Storage, in the data folder:
-
-``deep.sqlite``  the source of truth (WAL): ``signals`` (descriptor, labels, palette per image),
-                 ``labels`` (image, class, p; for ``--label``), ``changes`` (a log of touched ids
-                 since the last checkpoint) and ``meta``.
-``deep.faiss``   the dense index checkpoint (``picorigin._index.faiss_dense``), with
-``deep.json``    the change-log position it includes.
-
-Every add or remove commits rows and a change-log entry in one transaction, so nothing
-committed is lost: an index checkpoint that is stale or missing is brought up to date by
-replaying the log (idempotently: each touched id is removed, then re-added from its row if the
-row exists), or rebuilt from ``signals`` when the log no longer reaches back that far. A reader in
-another process (the web server) notices new commits the same way before each search.
+Signals (:class:`DeepSignal`, computed anywhere by :meth:`DeepStage.compute_batch`): a 256-d
+EfficientNet-Lite0 descriptor (``picorigin._features.deep``), the top-5 ImageNet labels with
+probabilities, and a colour palette (``picorigin._features.colour``). Stored in the catalog,
+the labels also as terms (for ``--label``); the derived index is a FAISS dense index
+(``picorigin._index.faiss_dense``).
 
 Scores: a ``similar`` hit's ``score`` is ``1 / (1 + exp(-slope * (cosine - midpoint)))``, a fixed
 function fitted on same-kind vs different-kind photo pairs of ``bench/similar.py`` with the two
@@ -29,18 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import threading
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .._features import colour as colour_features
 from .._features import deep as deep_features
-from . import _store
+from .base import Stage
 
 __all__ = ["DeepSignal", "DeepStage", "label_classes"]
 
@@ -136,56 +124,54 @@ def calibrated(similarity: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-slope * (np.asarray(similarity, dtype=np.float64) - midpoint)))
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS signals (
-    id INTEGER PRIMARY KEY, embedding BLOB NOT NULL, labels TEXT NOT NULL, palette BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS labels (
-    class INTEGER NOT NULL, id INTEGER NOT NULL, p REAL NOT NULL, PRIMARY KEY (class, id))
-    WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS labels_by_id ON labels (id);
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_LABEL = np.dtype([("class", "<u2"), ("p", "<f4")])
+_HEADER = struct.Struct("<HH")  # labels, palette colours
 
 
-class DeepStage:
-    """The ``similar`` kind, labels and palettes, behind the engine's Stage protocol.
+class _Index:
+    """The derived index: FAISS (flat, then IVF with 8-bit codes as it grows)."""
 
-    Parameters
-    ----------
-    folder : path-like
-        The data folder; ``deep.sqlite``, ``deep.faiss`` and ``deep.json`` live there.
-    settings : dict
-        Resolved settings (none read yet; kept for the Stage protocol).
-    """
+    def __init__(self, dense) -> None:
+        self.dense = dense
+
+    def update(self, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+        if removed:
+            self.dense.remove(np.asarray(removed, np.int64))
+        if added:
+            self.dense.add(np.asarray([i for i, _ in added], np.int64),
+                           np.stack([v for _, v in added]).astype(np.float32))
+
+    def save(self, path: Path) -> None:
+        self.dense.save(path)
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+
+class DeepStage(Stage):
+    """The ``similar`` kind, labels and palettes. See the module docstring."""
 
     name = "deep"
     # the decoded image this stage wants (longer side): the network sees 224 x 224, and
     # decoding larger bought nothing (bench mAP@10 0.627, 0.619, 0.619, 0.620 at 224, 256,
     # 320, 448) while costing decode time (JPEG draft at 1/4 instead of 1/8 scale)
     working_side = 224
+    query_side = 224
 
-    def __init__(self, folder: str | os.PathLike, settings: dict | None = None) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._index_path = self.folder / "deep.faiss"
-        self._state_path = self.folder / "deep.json"
-        self._lock = threading.RLock()
-        self._db = _store.connect(self.folder / "deep.sqlite", _SCHEMA)
-        stored = self._db.execute("SELECT value FROM meta WHERE key='descriptor'").fetchone()
+    def __init__(self, catalog, folder: Path, settings) -> None:
+        super().__init__(catalog, folder, settings)
+        stored = catalog.get_meta("deep.descriptor")
         if stored is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('descriptor', ?)", (DESCRIPTOR,))
-        elif stored[0] != DESCRIPTOR:
-            logger.warning("deep.sqlite holds %s descriptors, this version computes %s: "
-                           "re-index for meaningful similar results", stored[0], DESCRIPTOR)
-        self._index = None  # loaded on first use
-        self._seq = 0  # change-log position the in-memory index includes
-        self._saved_seq = -1
+            catalog.set_meta("deep.descriptor", DESCRIPTOR)
+        elif stored != DESCRIPTOR:
+            logger.warning("the catalog holds %s descriptors, this version computes %s: "
+                           "re-index for meaningful similar results", stored, DESCRIPTOR)
+        _import_legacy(self, self.folder / "deep.sqlite")
 
-    # -- computing signals (pure; worker processes) -------------------------------------------
+    # -- computing signals (pure; any process) -------------------------------------------------
 
-    @staticmethod
-    def check() -> None:
+    @classmethod
+    def check(cls) -> None:
         """Make sure the model is usable here, exporting it once if needed.
 
         Call once in the parent before starting workers, so that they do not each export it.
@@ -196,13 +182,14 @@ class DeepStage:
         """
         deep_features.ensure_model()
 
-    @staticmethod
-    def compute(image) -> DeepSignal:
+    @classmethod
+    def compute(cls, image, full_size: tuple[int, int] | None = None, *,
+                query: bool = False) -> DeepSignal:
         """The signal of one image (PIL, RGB); raises StageUnavailable without the model."""
-        return DeepStage.compute_batch([image])[0]
+        return cls.compute_batch([image], [full_size or image.size])[0]
 
-    @staticmethod
-    def compute_batch(images: list) -> list[DeepSignal]:
+    @classmethod
+    def compute_batch(cls, images: list, sizes: list | None = None) -> list[DeepSignal]:
         """:meth:`compute` for several images with one network call (cheaper per image)."""
         features = deep_features.compute_batch(images)
         return [DeepSignal(f.embedding, f.labels, colour_features.compute(image))
@@ -214,103 +201,43 @@ class DeepStage:
         return {"labels": deep_features.label_dicts(signal.labels),
                 "palette": colour_features.to_json(signal.palette)}
 
-    # -- changes ---------------------------------------------------------------------------
+    # -- stored form -----------------------------------------------------------------------------
 
-    def add(self, ids: list[int], signals: list[DeepSignal]) -> None:
-        """Store signals (replacing any for the same ids); durable once this returns."""
-        if len(ids) != len(signals):
-            raise ValueError("ids and signals differ in length")
-        rows = [(int(i), np.asarray(s.embedding, np.float32).tobytes(),
-                 json.dumps([[int(c), float(p)] for c, p in s.labels]),
-                 np.asarray(s.palette, np.float32).tobytes()) for i, s in zip(ids, signals)]
-        labels = [(int(c), int(i), float(p)) for i, s in zip(ids, signals) for c, p in s.labels]
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM labels WHERE id=?", [(r[0],) for r in rows])
-            self._db.executemany("INSERT OR REPLACE INTO signals VALUES (?,?,?,?)", rows)
-            self._db.executemany("INSERT OR REPLACE INTO labels VALUES (?,?,?)", labels)
-            _store.log_changes(self._db, [(r[0],) for r in rows])
-        if self._index is not None:
-            self._sync()
+    def encode(self, signal: DeepSignal) -> bytes:
+        labels = np.array([(int(c), float(p)) for c, p in signal.labels], _LABEL)
+        palette = np.asarray(signal.palette, np.float32).reshape(-1, 4)
+        return b"".join([_HEADER.pack(len(labels), len(palette)),
+                         np.asarray(signal.embedding, np.float32).reshape(DIM).tobytes(),
+                         labels.tobytes(), palette.tobytes()])
 
-    def remove(self, ids: list[int]) -> None:
-        """Forget these images (ids not stored are ignored)."""
-        keys = [(int(i),) for i in ids]
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM signals WHERE id=?", keys)
-            self._db.executemany("DELETE FROM labels WHERE id=?", keys)
-            _store.log_changes(self._db, keys)
-        if self._index is not None:
-            self._sync()
+    def decode(self, data: bytes) -> DeepSignal:
+        n_labels, n_colours = _HEADER.unpack_from(data)
+        at = _HEADER.size
+        embedding = np.frombuffer(data, np.float32, DIM, at)
+        at += 4 * DIM
+        labels = np.frombuffer(data, _LABEL, n_labels, at)
+        at += _LABEL.itemsize * n_labels
+        palette = np.frombuffer(data, np.float32, 4 * n_colours, at).reshape(n_colours, 4)
+        return DeepSignal(embedding, tuple((int(c), float(p)) for c, p in labels), palette)
 
-    # -- the index, kept in step with the SQLite file ------------------------------------------
+    def terms(self, signal: DeepSignal) -> list[tuple[int, float]]:
+        return [(int(c), float(p)) for c, p in signal.labels]
 
-    def _rows(self, ids) -> tuple[np.ndarray, np.ndarray]:
-        found_ids, vectors = [], []
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(
-                    f"SELECT id, embedding FROM signals WHERE id IN ({marks})", chunk):
-                found_ids.append(key)
-                vectors.append(np.frombuffer(blob, np.float32))
-        return (np.asarray(found_ids, np.int64),
-                np.array(vectors, np.float32).reshape(-1, DIM))
+    def index_entry(self, data: bytes) -> np.ndarray:
+        return np.frombuffer(data, np.float32, DIM, _HEADER.size)
 
-    def _rebuild(self) -> None:
+    def new_index(self) -> _Index:
         from .._index.faiss_dense import DenseIndex
 
-        position = _store.position(self._db)
-        index = DenseIndex(DIM)
-        batch_ids, batch = [], []
-        for key, blob in self._db.execute("SELECT id, embedding FROM signals"):
-            batch_ids.append(key)
-            batch.append(np.frombuffer(blob, np.float32))
-            if len(batch) == 50_000:
-                index.add(np.asarray(batch_ids), np.array(batch))
-                batch_ids, batch = [], []
-        if batch:
-            index.add(np.asarray(batch_ids), np.array(batch))
-        self._index, self._seq, self._saved_seq = index, position, -1
-        logger.info("deep stage: rebuilt the dense index from %d stored signals", len(index))
+        return _Index(DenseIndex(DIM))
 
-    def _load(self) -> None:
+    def load_index(self, path: Path) -> _Index:
         from .._index.faiss_dense import DenseIndex
 
-        try:
-            state = json.loads(self._state_path.read_text())
-            if state.get("descriptor") != DESCRIPTOR:
-                raise ValueError("descriptor changed")
-            if int(state["seq"]) > _store.position(self._db):
-                raise ValueError("checkpoint is newer than deep.sqlite")
-            self._index = DenseIndex.load(self._index_path)
-            self._seq = self._saved_seq = int(state["seq"])
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
-            logger.info("deep stage: no usable index checkpoint (%s); rebuilding", error)
-            self._rebuild()
-            return
-        self._sync()
+        return _Index(DenseIndex.load(path))
 
-    def _sync(self) -> None:
-        """Apply commits made since the in-memory index was last brought up to date."""
-        if self._index is None:
-            self._load()
-            return
-        position = _store.position(self._db)
-        if position == self._seq:
-            return
-        touched = _store.changed_since(self._db, self._seq, position)
-        if touched is None:
-            # the log was pruned past us by a checkpoint from another process: start again
-            self._index = None
-            self._load()
-            return
-        self._index.remove(np.asarray(touched, np.int64))
-        ids, vectors = self._rows(touched)
-        self._index.add(ids, vectors)
-        self._seq = position
+    def index_meta(self) -> dict[str, Any]:
+        return {"descriptor": DESCRIPTOR}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -323,6 +250,7 @@ class DeepStage:
         label: str | None = None,
         colour: str | None = None,
         min_score: float = 0.0,
+        position: int | None = None,
     ) -> list[dict]:
         """The ``k`` most similar indexed images.
 
@@ -341,6 +269,8 @@ class DeepStage:
             ``colour.presence``); each hit then carries ``colour_match``.
         min_score : float
             Drop hits scoring below this.
+        position : int, optional
+            The change-log position to catch up to (default: the log's end).
 
         Returns
         -------
@@ -349,31 +279,28 @@ class DeepStage:
             (+ ``"colour_match"``), best first.
         """
         wanted = colour_features.parse_colour(colour) if colour else None
-        with self._lock:
-            self._sync()
-            allowed = None if candidates is None else np.asarray(candidates, np.int64)
-            if label:
-                classes = sorted(label_classes(label))
-                matching = self._label_matches(classes)
-                allowed = matching if allowed is None else np.intersect1d(allowed, matching)
-            pool = k if wanted is None else max(k, _COLOUR_POOL)
-            similarities, ids = self._index.search(
+        allowed = None if candidates is None else np.asarray(candidates, np.int64)
+        if label:
+            matching = np.asarray(self.catalog.ids_with_terms(
+                self.name, label_classes(label), LABEL_MIN_MASS), np.int64)
+            allowed = matching if allowed is None else np.intersect1d(allowed, matching)
+        pool = k if wanted is None else max(k, _COLOUR_POOL)
+        with self.store.reading(position) as index:
+            similarities, ids = index.dense.search(
                 np.asarray(signal.embedding, np.float32)[None], pool, allowed=allowed)
-            keep = ids[0] >= 0
-            similarities, ids = similarities[0][keep], ids[0][keep]
-            details = self._details([int(i) for i in ids])
+        keep = ids[0] >= 0
+        similarities, ids = similarities[0][keep], ids[0][keep]
+        details = self.stored([int(i) for i in ids])
         scores = calibrated(similarities)
         hits = []
         for key, similarity, score in zip(ids, similarities, scores):
             if score < min_score or int(key) not in details:
                 continue
-            labels, palette = details[int(key)]
+            stored = details[int(key)]
             hit = {"id": int(key), "kind": "similar", "score": round(float(score), 4),
-                   "similarity": round(float(similarity), 4),
-                   "labels": deep_features.label_dicts(labels),
-                   "palette": colour_features.to_json(palette)}
+                   "similarity": round(float(similarity), 4), **self.describe(stored)}
             if wanted is not None:
-                presence = colour_features.presence(palette, wanted)
+                presence = colour_features.presence(stored.palette, wanted)
                 if presence < COLOUR_MIN_PRESENCE:
                     continue
                 hit["colour_match"] = round(presence, 3)
@@ -382,83 +309,45 @@ class DeepStage:
                 break
         return hits
 
-    def _label_matches(self, classes: list[int]) -> np.ndarray:
-        if not classes:
-            return np.zeros(0, np.int64)
-        marks = ",".join("?" * len(classes))
-        rows = self._db.execute(
-            f"SELECT id FROM labels WHERE class IN ({marks}) GROUP BY id HAVING SUM(p) >= ?",
-            [*classes, LABEL_MIN_MASS])
-        return np.fromiter((row[0] for row in rows), np.int64)
-
-    def _details(self, ids: list[int]) -> dict[int, tuple]:
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, labels, palette in self._db.execute(
-                    f"SELECT id, labels, palette FROM signals WHERE id IN ({marks})", chunk):
-                out[key] = (tuple((int(c), float(p)) for c, p in json.loads(labels)),
-                            np.frombuffer(palette, np.float32).reshape(-1, 4))
-        return out
-
     def details(self, ids: list[int]) -> dict[int, dict]:
         """Stored labels and palette of these images: ``{id: {"labels": ..., "palette": ...}}``.
 
         For decorating matches of other kinds (copies) and ``Engine.info``; unknown ids are absent.
         """
-        with self._lock:
-            found = self._details([int(i) for i in ids])
-        return {key: {"labels": deep_features.label_dicts(labels),
-                      "palette": colour_features.to_json(palette)}
-                for key, (labels, palette) in found.items()}
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def save(self) -> None:
-        """Checkpoint the dense index and prune the change log it covers (cheap if unchanged)."""
-        with self._lock:
-            if self._index is None:
-                return
-            self._sync()
-            if self._saved_seq == self._seq:
-                return
-            self._index.save(self._index_path)
-            _store.write_checkpoint(self._db, self._state_path,
-                                    {"seq": self._seq, "descriptor": DESCRIPTOR})
-            self._saved_seq = self._seq
-
-    def close(self) -> None:
-        """Checkpoint and close the SQLite file."""
-        with self._lock:
-            if self._db is None:
-                return
-            self.save()
-            self._db.close()
-            self._db = None
-
-    def ids(self) -> set[int]:
-        """Every image id this stage holds a signal for (to find images it lacks)."""
-        with self._lock:
-            return {int(row[0]) for row in self._db.execute("SELECT id FROM signals")}
+        return {key: self.describe(signal) for key, signal in self.stored(ids).items()}
 
     def stats(self) -> dict:
-        """Counts and sizes: images, index layout, bytes on disk and in RAM."""
-        with self._lock:
-            images = self._db.execute("SELECT COUNT(*) FROM signals").fetchone()[0]
-            on_disk = sum(path.stat().st_size for path in self.folder.glob("deep.*")
-                          if path.is_file())
-            return {
-                "images": int(images),
-                "index": self._index.kind if self._index is not None else "not loaded",
-                "descriptor": DESCRIPTOR,
-                "bytes_on_disk": int(on_disk),
-                "bytes_in_ram": int(self._index.memory_bytes()) if self._index is not None else 0,
-            }
+        """Counts and sizes: images, index layout, bytes in RAM."""
+        with self.store.reading() as index:
+            kind, memory = index.dense.kind, int(index.dense.memory_bytes())
+        return {**super().stats(), "index": kind, "descriptor": DESCRIPTOR,
+                "bytes_in_ram": memory}
 
-    def __enter__(self) -> "DeepStage":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+def _import_legacy(stage: DeepStage, path: Path) -> None:
+    """Move the signals of a data folder from before schema 2 (``deep.sqlite``) into the
+    catalog; the old file is renamed ``.imported``."""
+    if not path.exists():
+        return
+    import sqlite3
 
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT id, embedding, labels, palette FROM signals")
+        while batch := rows.fetchmany(1000):
+            signals = {key: DeepSignal(np.frombuffer(e, np.float32),
+                                       tuple((int(c), float(p)) for c, p in json.loads(lab)),
+                                       np.frombuffer(pal, np.float32).reshape(-1, 4))
+                       for key, e, lab, pal in batch}
+            stage.catalog.put_signals(stage.name,
+                                      [(k, stage.encode(s)) for k, s in signals.items()],
+                                      {k: stage.terms(s) for k, s in signals.items()})
+    except sqlite3.Error as error:
+        logger.warning("deep stage: could not import %s (%s); `picorigin reindex` recomputes "
+                       "what is missing", path, error)
+    finally:
+        db.close()
+    try:
+        path.rename(path.with_name(path.name + ".imported"))
+    except OSError:
+        pass  # another process opening the folder moved it first

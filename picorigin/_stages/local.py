@@ -1,40 +1,31 @@
 """The local-feature stage: crops, pasted-in and screenshotted copies, with where they match.
 
-Signals (:class:`~picorigin._features.local.LocalFeatures`, computed in worker processes by
+Signals (:class:`~picorigin._features.local.LocalFeatures`, computed anywhere by
 :meth:`LocalStage.compute`): up to 1000 ORB keypoints and descriptors of the image (for a
 query: from a larger working image, plus those of its mirror image), keypoints in the image's
-original pixel coordinates.
+original pixel coordinates. Stored in the catalog with their visual words.
 
 Search: the query's descriptors are quantised with a vocabulary tree and scored against a
-tf-idf inverted file (``picorigin._index.inverted``); the best-scoring images (and, for mirrored
-copies, the best for the query's mirror image) are re-ranked by geometric verification
-(``picorigin._verify``), which keeps only images whose keypoints agree on one transform, and
-says where: boxes, overlaps, rotation, scale, mirror.
+tf-idf inverted file (``picorigin._index.inverted``, the stage's derived index); the
+best-scoring images (and, for mirrored copies, the best for the query's mirror image) are
+re-ranked by geometric verification (``picorigin._verify``), which keeps only images whose
+keypoints agree on one transform, and says where: boxes, overlaps, rotation, scale, mirror.
 
-Storage, in the data folder:
-
-``local.sqlite``           the source of truth (WAL): ``features`` (size, keypoints, descriptors
-                           and visual words per image), ``changes`` (ids touched since the last
-                           checkpoint) and ``meta`` (which vocabulary the words belong to).
-``local_inverted.npz``     the inverted-file checkpoint, with the change-log position it holds.
-``local_vocabulary.npz``   a vocabulary trained on this collection (``train_vocabulary``);
-                           without it the packaged default ``picorigin/data/vocabulary.npz``
-                           (trained on photographs from Debian's wallpaper packages) is used.
-
-Every add or remove commits rows and a change-log entry in one transaction; a stale or missing
-checkpoint is brought up to date by replaying the log, or rebuilt from ``features``.
+Vocabulary: ``local_vocabulary.npz`` in the data folder when trained on this collection
+(``train_vocabulary``), else the packaged ``picorigin/data/vocabulary.npz`` (trained on
+photographs from Debian's wallpaper packages). The catalog's meta ``local.vocabulary`` names the
+one the stored words belong to; a process that finds another's retrained vocabulary reloads it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import struct
 import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,7 +33,7 @@ from .. import _verify
 from .._features import local as local_features
 from .._features.local import LocalFeatures
 from .._index.inverted import InvertedFile, Vocabulary, train_vocabulary
-from . import _store
+from .base import Stage
 
 __all__ = ["LocalStage"]
 
@@ -65,17 +56,8 @@ EXHAUSTIVE_TOP = 1
 # at 100,000 images the cap binds; both lookups then cost about 40 ms together).
 MAX_POSTINGS = 1_500_000
 MAX_POSTINGS_MIRROR = 500_000
-# A checkpoint is written when this share of the index changed since the last one (or on close).
-_CHECKPOINT_SHARE = 0.05
-_CHECKPOINT_MIN = 200
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS features (
-    id INTEGER PRIMARY KEY, width INTEGER NOT NULL, height INTEGER NOT NULL,
-    points BLOB NOT NULL, descriptors BLOB NOT NULL, words BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_VOCABULARY_KEY = "local.vocabulary"
+_HEADER = struct.Struct("<III")  # keypoints, width, height
 
 
 def default_vocabulary_path():
@@ -83,71 +65,88 @@ def default_vocabulary_path():
     return resources.files("picorigin").joinpath("data/vocabulary.npz")
 
 
-def _pack_points(points: np.ndarray) -> bytes:
-    # Original-pixel coordinates to 1/8 pixel in uint16 would overflow past 8191 px; float32 is
-    # exact enough and only 8 bytes a keypoint next to its 32-byte descriptor.
-    return np.ascontiguousarray(points, dtype=np.float32).tobytes()
+class _Index:
+    """The derived index: an inverted file of visual words."""
+
+    def __init__(self, inverted: InvertedFile) -> None:
+        self.inverted = inverted
+
+    def update(self, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+        for key in removed:
+            self.inverted.remove(int(key))
+        for key, words in added:
+            self.inverted.add(int(key), words)
+
+    def save(self, path: Path) -> None:
+        self.inverted.save(path, "")
+
+    def __len__(self) -> int:
+        return len(self.inverted)
+
+    def query(self, words: np.ndarray, top: int, *, max_postings: int | None = None):
+        return self.inverted.query(words, top, max_postings=max_postings)
 
 
-class LocalStage:
-    """Local features behind the engine's Stage protocol (kinds ``partial``, ``near_duplicate``).
-
-    Parameters
-    ----------
-    folder : path-like
-        The data folder; ``local.sqlite`` and ``local_*.npz`` live there.
-    settings : dict, optional
-        Resolved settings; none are read yet.
-
-    Notes
-    -----
-    The engine calls ``compute(image, (width, height))`` at ingest with the decoded working
-    image and the original size, and ``compute(image, (width, height), query=True)`` for a
-    query; ``search`` on an ingest-style signal works but finds neither mirrored copies nor
-    small pasted-in copies as well.
-    """
+class LocalStage(Stage):
+    """Local features (kinds ``partial``, ``near_duplicate``). See the module docstring."""
 
     name = "local"
     working_side = local_features.WORKING_SIDE
+    query_side = local_features.WORKING_SIDE
 
-    def __init__(self, folder: str | os.PathLike, settings: dict | None = None) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._index_path = self.folder / "local_inverted.npz"
-        self._state_path = self.folder / "local_inverted.json"
+    def __init__(self, catalog, folder: Path, settings) -> None:
+        super().__init__(catalog, folder, settings)
         self._vocabulary_path = self.folder / "local_vocabulary.npz"
-        self._lock = threading.RLock()
-        self._db = _store.connect(self.folder / "local.sqlite", _SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('features', ?)", (FEATURES,))
+        self._vocabulary_lock = threading.RLock()
         self._vocabulary: Vocabulary | None = None  # loaded on first use
-        self._index: InvertedFile | None = None
-        self._seq = 0  # change-log position the in-memory index includes
-        self._saved_seq = -1
+        _import_legacy(self, self.folder / "local.sqlite")
 
-    # -- computing signals (pure; worker processes) -------------------------------------------
+    # -- computing signals (pure; any process) -------------------------------------------------
 
-    @staticmethod
-    def compute(image, full_size: tuple[int, int] | None = None, *,
+    @classmethod
+    def compute(cls, image, full_size: tuple[int, int] | None = None, *,
                 query: bool = False) -> LocalFeatures:
-        """Keypoints and descriptors of a decoded image.
-
-        Parameters
-        ----------
-        image : PIL.Image.Image
-            The decoded (possibly reduced) image, RGB.
-        full_size : tuple of int, optional
-            The original ``(width, height)``; boxes are reported in these pixels. Defaults to
-            the size of ``image``.
-        query : bool
-            Compute a query signal (more keypoints, plus the mirror image's).
-        """
+        """Keypoints and descriptors of a decoded image (see ``_features.local.compute``)."""
         return local_features.compute(image, full_size, query=query)
+
+    # -- stored form -----------------------------------------------------------------------------
+
+    def encode(self, signal: LocalFeatures) -> bytes:
+        self._refresh_vocabulary()
+        descriptors = np.ascontiguousarray(signal.descriptors, dtype=np.uint8)
+        return _pack(signal.points, descriptors, signal.size, self._words(descriptors))
+
+    def decode(self, data: bytes) -> tuple[LocalFeatures, np.ndarray]:
+        """``(features, words)`` of a stored signal."""
+        n, width, height = _HEADER.unpack_from(data)
+        at = _HEADER.size
+        points = np.frombuffer(data, np.float32, 2 * n, at).reshape(n, 2)
+        at += 8 * n
+        descriptors = np.frombuffer(data, np.uint8, 32 * n, at).reshape(n, 32)
+        words = np.frombuffer(data, np.uint32, n, at + 32 * n)
+        return LocalFeatures(points, descriptors, (width, height)), words
+
+    def index_entry(self, data: bytes) -> np.ndarray:
+        n = _HEADER.unpack_from(data)[0]
+        return np.frombuffer(data, np.uint32, n, _HEADER.size + 40 * n)
+
+    def new_index(self) -> _Index:
+        return _Index(InvertedFile(self.vocabulary.idf))
+
+    def load_index(self, path: Path) -> _Index:
+        return _Index(InvertedFile.load(path, self.vocabulary.idf)[0])
+
+    def index_meta(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary.digest(), "features": FEATURES}
+
+    def _features(self, ids: list[int]) -> dict[int, tuple[LocalFeatures, np.ndarray]]:
+        return self.stored(ids)
 
     # -- vocabulary ----------------------------------------------------------------------------
 
     @property
     def vocabulary(self) -> Vocabulary:
-        with self._lock:
+        with self._vocabulary_lock:
             if self._vocabulary is None:
                 if self._vocabulary_path.exists():
                     self._vocabulary = Vocabulary.load(self._vocabulary_path)
@@ -155,6 +154,18 @@ class LocalStage:
                     with default_vocabulary_path().open("rb") as file:
                         self._vocabulary = Vocabulary.load(file)
             return self._vocabulary
+
+    def _refresh_vocabulary(self) -> None:
+        """Use the vocabulary the stored words belong to (another process may have retrained)."""
+        stored = self.catalog.get_meta(_VOCABULARY_KEY)
+        with self._vocabulary_lock:
+            if stored is None:
+                self.catalog.set_meta(_VOCABULARY_KEY, self.vocabulary.digest())
+            elif stored != self.vocabulary.digest():
+                self._vocabulary = None
+                self.store.reset()
+                if stored != self.vocabulary.digest():
+                    self._requantize()  # a crash mid-retraining, or a file replaced by hand
 
     def _words(self, descriptors: np.ndarray) -> np.ndarray:
         if len(descriptors) == 0:
@@ -194,16 +205,13 @@ class LocalStage:
             ``{"images": sample size, "words", "seconds", "vocabulary": digest}``
         """
         started = time.perf_counter()
-        with self._lock:
+        with self._vocabulary_lock:
             if descriptor_sample is None:
-                ids = [row[0] for row in self._db.execute("SELECT id FROM features")]
-                rng = np.random.default_rng(seed)
+                ids = sorted(self.ids())
                 if len(ids) > max_images:
-                    ids = rng.choice(ids, max_images, replace=False).tolist()
-                descriptor_sample = [
-                    np.frombuffer(blob, np.uint8).reshape(-1, 32)
-                    for blob, in self._rows_column("descriptors", ids)
-                ]
+                    ids = np.random.default_rng(seed).choice(ids, max_images, replace=False)
+                descriptor_sample = [features.descriptors
+                                     for features, _ in self.stored(list(ids)).values()]
             vocabulary = train_vocabulary(
                 list(descriptor_sample), branching=branching, depth=depth, seed=seed,
                 source=f"ORB descriptors of {len(descriptor_sample)} images of this collection",
@@ -211,160 +219,25 @@ class LocalStage:
             vocabulary.save(self._vocabulary_path)
             self._vocabulary = vocabulary
             self._requantize()
-            self._index = None
-            self._load()
         return {"images": len(descriptor_sample), "words": vocabulary.n_words,
                 "seconds": round(time.perf_counter() - started, 1),
                 "vocabulary": vocabulary.digest()}
 
-    def _rows_column(self, column: str, ids: list[int]):
-        for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start:start + 500]]
-            marks = ",".join("?" * len(chunk))
-            yield from self._db.execute(
-                f"SELECT {column} FROM features WHERE id IN ({marks})", chunk)
-
     def _requantize(self) -> None:
-        """Recompute every stored image's words with the current vocabulary (one transaction)."""
+        """Recompute every stored image's words with the vocabulary in use."""
         digest = self.vocabulary.digest()
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            ids = [row[0] for row in self._db.execute("SELECT id FROM features")]
-            for start in range(0, len(ids), 1000):  # in chunks: descriptors are 32 kB an image
-                chunk = ids[start:start + 1000]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT id, descriptors FROM features WHERE id IN ({marks})", chunk
-                ).fetchall()
-                self._db.executemany(
-                    "UPDATE features SET words=? WHERE id=?",
-                    [(self._words(np.frombuffer(blob, np.uint8).reshape(-1, 32)).tobytes(), key)
-                     for key, blob in rows])
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('vocabulary', ?)", (digest,))
-        logger.info("local stage: re-quantised %d images with vocabulary %s", len(ids), digest)
-
-    # -- changes ---------------------------------------------------------------------------
-
-    def add(self, ids: list[int], signals: list[LocalFeatures]) -> None:
-        """Store signals (replacing any for the same ids); durable once this returns."""
-        if len(ids) != len(signals):
-            raise ValueError("ids and signals differ in length")
-        self._refresh_vocabulary()
-        rows = []
-        for key, signal in zip(ids, signals):
-            descriptors = np.ascontiguousarray(signal.descriptors, dtype=np.uint8)
-            rows.append((int(key), int(signal.size[0]), int(signal.size[1]),
-                         _pack_points(signal.points), descriptors.tobytes(),
-                         self._words(descriptors).tobytes()))
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('vocabulary', ?)",
-                             (self.vocabulary.digest(),))
-            self._db.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?)", rows)
-            _store.log_changes(self._db, [(r[0],) for r in rows])
-        if self._index is not None:
-            self._sync()
-
-    def _refresh_vocabulary(self) -> None:
-        """Make the stored words and the vocabulary in use agree (another process may retrain)."""
-        with self._lock:
-            stored = self._stored_vocabulary()
-            if stored is None or stored == self.vocabulary.digest():
-                return
-            self._vocabulary, self._index = None, None  # reload the file the other one wrote
-            if stored != self.vocabulary.digest():
-                self._requantize()
-
-    def remove(self, ids: list[int]) -> None:
-        """Forget these images (ids not stored are ignored)."""
-        keys = [(int(i),) for i in ids]
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM features WHERE id=?", keys)
-            _store.log_changes(self._db, keys)
-        if self._index is not None:
-            self._sync()
-
-    # -- the inverted file, kept in step with the SQLite file -----------------------------------
-
-    def _stored_vocabulary(self) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='vocabulary'").fetchone()
-        return row[0] if row else None
-
-    def _rebuild(self) -> None:
-        position = _store.position(self._db)
-        index = InvertedFile(self.vocabulary.idf)
-        for key, blob in self._db.execute("SELECT id, words FROM features"):
-            index.add(key, np.frombuffer(blob, np.uint32))
-        index.compact()
-        self._index, self._seq, self._saved_seq = index, position, -1
-        logger.info("local stage: rebuilt the inverted file from %d stored images", len(index))
-
-    def _load(self) -> None:
-        # Words stored under another vocabulary (a crash during retraining, or a vocabulary
-        # file replaced by hand) are recomputed first.
-        stored = self._stored_vocabulary()
-        if stored is not None and stored != self.vocabulary.digest():
-            self._requantize()
-        try:
-            state = json.loads(self._state_path.read_text())
-            if state.get("vocabulary") != self.vocabulary.digest():
-                raise ValueError("vocabulary changed")
-            if int(state["seq"]) > _store.position(self._db):
-                raise ValueError("checkpoint is newer than local.sqlite")
-            self._index, stamp = InvertedFile.load(self._index_path, self.vocabulary.idf)
-            if stamp != str(state["seq"]):
-                raise ValueError("checkpoint files disagree")
-            self._seq = self._saved_seq = int(state["seq"])
-        except (OSError, ValueError, KeyError) as error:
-            logger.info("local stage: no usable inverted-file checkpoint (%s); rebuilding", error)
-            self._rebuild()
-            return
-        self._sync()
-
-    def _sync(self) -> None:
-        """Apply commits made since the in-memory index was last brought up to date."""
-        if self._index is None:
-            self._load()
-            return
-        stored = self._stored_vocabulary()
-        if stored is not None and stored != self.vocabulary.digest():
-            self._refresh_vocabulary()  # another process retrained the vocabulary
-            self._load()
-            return
-        position = _store.position(self._db)
-        if position == self._seq:
-            return
-        touched = _store.changed_since(self._db, self._seq, position)
-        if touched is None:
-            self._index = None  # the log was pruned past us by another process's checkpoint
-            self._load()
-            return
-        for key in touched:
-            self._index.remove(key)
-        for start in range(0, len(touched), 500):
-            chunk = touched[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(
-                    f"SELECT id, words FROM features WHERE id IN ({marks})", chunk):
-                self._index.add(key, np.frombuffer(blob, np.uint32))
-        self._seq = position
-
-    def _features(self, ids: list[int]) -> dict[int, tuple[LocalFeatures, np.ndarray]]:
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start:start + 500]]
-            marks = ",".join("?" * len(chunk))
-            for key, width, height, points, descriptors, words in self._db.execute(
-                    "SELECT id, width, height, points, descriptors, words FROM features "
-                    f"WHERE id IN ({marks})", chunk):
-                features = LocalFeatures(
-                    np.frombuffer(points, np.float32).reshape(-1, 2),
-                    np.frombuffer(descriptors, np.uint8).reshape(-1, 32),
-                    (int(width), int(height)),
-                )
-                out[key] = (features, np.frombuffer(words, np.uint32))
-        return out
+        count = 0
+        for rows in self.catalog.scan_signals(self.name, batch=1000):
+            updated = []
+            for key, data in rows:
+                features, _ = self.decode(data)
+                updated.append((key, _pack(features.points, features.descriptors,
+                                           features.size, self._words(features.descriptors))))
+            self.catalog.put_signals(self.name, updated)
+            count += len(updated)
+        self.catalog.set_meta(_VOCABULARY_KEY, digest)
+        self.store.reset()
+        logger.info("local stage: re-quantised %d images with vocabulary %s", count, digest)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -375,6 +248,7 @@ class LocalStage:
         *,
         candidates: list[int] | None = None,
         timings: dict | None = None,
+        position: int | None = None,
     ) -> list[dict]:
         """Indexed images that the query shows, or that show the query, verified geometrically.
 
@@ -390,6 +264,8 @@ class LocalStage:
         timings : dict, optional
             Filled with milliseconds spent per step (``quantize``, ``inverted``, ``fetch``,
             ``verify``) and ``verified`` (images verified).
+        position : int, optional
+            The change-log position to catch up to (default: the log's end).
 
         Returns
         -------
@@ -400,6 +276,7 @@ class LocalStage:
         """
         clock = time.perf_counter()
         spent = timings if timings is not None else {}
+        self._refresh_vocabulary()
 
         def lap(step: str) -> None:
             nonlocal clock
@@ -407,8 +284,7 @@ class LocalStage:
             spent[step] = round(spent.get(step, 0.0) + 1000 * (now - clock), 2)
             clock = now
 
-        with self._lock:
-            self._sync()
+        with self.store.reading(position) as index:
             lap("sync")
             query_words = self._words(signal.descriptors)
             mirrored = signal.mirrored
@@ -424,16 +300,16 @@ class LocalStage:
                 if len(chosen) <= EXHAUSTIVE_TOP:
                     exhaustive.update(chosen)
             else:
-                ids, _ = self._index.query(query_words, SHORTLIST, max_postings=MAX_POSTINGS)
+                ids, _ = index.query(query_words, SHORTLIST, max_postings=MAX_POSTINGS)
                 direct.update(ids.tolist())
                 exhaustive.update(ids[:EXHAUSTIVE_TOP].tolist())
                 if mirror_words is not None:
-                    ids, _ = self._index.query(mirror_words, SHORTLIST_MIRROR,
+                    ids, _ = index.query(mirror_words, SHORTLIST_MIRROR,
                                                max_postings=MAX_POSTINGS_MIRROR)
                     flipped.update(ids.tolist())
             lap("inverted")
-            stored = self._features(sorted(direct | flipped))
-            lap("fetch")
+        stored = self._features(sorted(direct | flipped))
+        lap("fetch")
         query_cells = self._cells(query_words)
         mirror_cells = self._cells(mirror_words) if mirror_words is not None else None
         hits = []
@@ -476,9 +352,7 @@ class LocalStage:
         two pieces of evidence together allow a lower bar than keypoints alone. Hits as
         :meth:`search`.
         """
-        with self._lock:
-            self._sync()
-            stored = self._features([int(i) for i in ids])
+        stored = self._features([int(i) for i in ids])
         hits = []
         for key, (features, _) in stored.items():
             result = _verify.verify(signal, features, min_inliers=min_inliers)
@@ -488,70 +362,56 @@ class LocalStage:
                 hits.append(hit)
         return hits
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def save(self, *, force: bool = False) -> None:
-        """Checkpoint the inverted file and prune the change log it covers.
-
-        Cheap when little changed: a checkpoint is written only once 5 % of the images (at
-        least 200) changed since the last one, or with ``force`` (``close`` forces); the change
-        log keeps everything committed meanwhile.
-        """
-        with self._lock:
-            if self._index is None and _store.position(self._db) == 0:
-                return  # nothing was ever added
-            self._sync()  # loads (or rebuilds) the index when it is not in memory yet
-            if self._saved_seq == self._seq:
-                return
-            if not force and self._saved_seq >= 0:
-                pending = self._seq - self._saved_seq
-                if pending < max(_CHECKPOINT_MIN, _CHECKPOINT_SHARE * len(self._index)):
-                    return
-            self._index.save(self._index_path, str(self._seq))
-            _store.write_checkpoint(self._db, self._state_path, {
-                "seq": self._seq, "vocabulary": self.vocabulary.digest(), "features": FEATURES})
-            self._saved_seq = self._seq
-
-    def close(self) -> None:
-        """Checkpoint and close the SQLite file."""
-        with self._lock:
-            if self._db is None:
-                return
-            self.save(force=True)
-            self._db.close()
-            self._db = None
-
-    def ids(self) -> set[int]:
-        """Every image id this stage holds features for (to find images it lacks)."""
-        with self._lock:
-            return {int(row[0]) for row in self._db.execute("SELECT id FROM features")}
-
     def stats(self) -> dict:
-        """Counts and sizes: images, keypoints, vocabulary, bytes on disk and in RAM."""
-        with self._lock:
-            self._sync()
-            images, keypoints = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(descriptors)), 0) / 32 FROM features"
-            ).fetchone()
-            on_disk = sum(path.stat().st_size for path in self.folder.glob("local*")
-                          if path.is_file())
-            in_ram = self._index.nbytes() if self._index is not None else 0
-            vocabulary = self.vocabulary
-            return {
-                "images": int(images),
-                "keypoints": int(keypoints),
-                "features": FEATURES,
-                "vocabulary": {"words": vocabulary.n_words, "digest": vocabulary.digest(),
-                               "source": vocabulary.source,
-                               "trained_here": self._vocabulary_path.exists()},
-                "bytes_on_disk": int(on_disk),
-                "bytes_in_ram": int(in_ram + vocabulary.centers.nbytes + vocabulary.idf.nbytes),
-                "bytes_per_image_on_disk": round(on_disk / images) if images else 0,
-                "bytes_per_image_in_ram": round(in_ram / images) if images else 0,
-            }
+        """Counts and sizes: images, keypoints, vocabulary, bytes in RAM."""
+        with self.store.reading() as index:
+            in_ram = index.inverted.nbytes()
+        images = self.catalog.count_signals(self.name)
+        vocabulary = self.vocabulary
+        return {
+            **super().stats(),
+            "features": FEATURES,
+            "vocabulary": {"words": vocabulary.n_words, "digest": vocabulary.digest(),
+                           "source": vocabulary.source,
+                           "trained_here": self._vocabulary_path.exists()},
+            "bytes_in_ram": int(in_ram + vocabulary.centers.nbytes + vocabulary.idf.nbytes),
+            "bytes_per_image_in_ram": round(in_ram / images) if images else 0,
+        }
 
-    def __enter__(self) -> "LocalStage":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+def _pack(points: np.ndarray, descriptors: np.ndarray, size: tuple[int, int],
+          words: np.ndarray) -> bytes:
+    # Original-pixel coordinates as float32: exact enough, and only 8 bytes a keypoint next
+    # to its 32-byte descriptor.
+    n = len(descriptors)
+    return b"".join([_HEADER.pack(n, int(size[0]), int(size[1])),
+                     np.ascontiguousarray(points, np.float32).reshape(n, 2).tobytes(),
+                     np.ascontiguousarray(descriptors, np.uint8).tobytes(),
+                     np.ascontiguousarray(words, np.uint32).tobytes()])
+
+
+def _import_legacy(stage: LocalStage, path: Path) -> None:
+    """Move the features of a data folder from before schema 2 (``local.sqlite``) into the
+    catalog, re-quantised with the vocabulary in use; the old file is renamed ``.imported``."""
+    if not path.exists():
+        return
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT id, width, height, points, descriptors FROM features")
+        while batch := rows.fetchmany(1000):
+            stage.catalog.put_signals(stage.name, [
+                (key, _pack(np.frombuffer(p, np.float32).reshape(-1, 2),
+                            np.frombuffer(d, np.uint8).reshape(-1, 32), (w, h),
+                            stage._words(np.frombuffer(d, np.uint8).reshape(-1, 32))))
+                for key, w, h, p, d in batch])
+    except sqlite3.Error as error:
+        logger.warning("local stage: could not import %s (%s); `picorigin reindex` recomputes "
+                       "what is missing", path, error)
+    finally:
+        db.close()
+    try:
+        path.rename(path.with_name(path.name + ".imported"))
+    except OSError:
+        pass  # another process opening the folder moved it first

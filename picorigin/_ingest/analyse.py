@@ -1,26 +1,25 @@
-"""Turning one source into everything the index needs: read, hash, decode once, compute.
+"""Turning one source into everything the catalog needs: read, hash, decode once, compute.
 
-Runs in worker processes, so it takes and returns plain picklable data, and never raises for a
-bad source in a batch (``analyse_safely``, ``analyse_batch``): the failure is returned with its
-reason, and the rest of the batch goes on.
+Runs anywhere (this process, a local pool, a Dask worker), so it takes and returns plain
+picklable data, and never raises for a bad source in a batch (``analyse_safely``,
+``analyse_batch``): the failure is returned with its reason, and the rest of the batch goes on.
+Every stage's signal, the fingerprint's included, is computed through the one ``Stage.compute``
+signature.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from . import _imaging, _stages
-from ._catalog import Catalog
-from ._errors import PicoriginError
-from ._features import fingerprint
-from ._provenance import origin
+from .. import _imaging, _stages
+from .._errors import PicoriginError
+from .._features import fingerprint
+from .._provenance import origin
 
 __all__ = [
     "BATCH",
@@ -30,7 +29,6 @@ __all__ = [
     "analyse_safely",
     "decode",
     "file_stat",
-    "stage_signal",
     "working_side",
 ]
 
@@ -51,7 +49,8 @@ class Known:
 
 @dataclass
 class Analysed:
-    """Everything computed for a new image, ready for the catalog and the index."""
+    """Everything computed for a new image, ready for the catalog: ``signals`` holds each
+    stage's signal by name (``fingerprint`` always)."""
 
     uri: str
     record: dict[str, Any]
@@ -69,21 +68,6 @@ class Failed:
 
 
 
-_worker_catalog: Catalog | None = None
-
-
-def init_worker(catalog_path: str) -> None:
-    global _worker_catalog
-    _worker_catalog = Catalog(Path(catalog_path))
-
-
-def analyse_batch_in_worker(
-    sources: list[str], settings: dict[str, Any], stages: tuple[str, ...]
-) -> list[Known | Analysed | Failed]:
-    known = _worker_catalog.find_by_sha256 if _worker_catalog else None
-    return analyse_batch(sources, settings, known=known, stages=stages)
-
-
 def file_stat(source: Any) -> tuple[int, float] | None:
     if isinstance(source, (str, Path)) and not str(source).startswith(("http://", "https://")):
         try:
@@ -96,7 +80,7 @@ def file_stat(source: Any) -> tuple[int, float] | None:
 
 def analyse(
     source: Any,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     *,
     known: Callable[[str], int | None] | None = None,
     uri: str | None = None,
@@ -123,8 +107,10 @@ def analyse(
     if image_id is not None:
         return Known(uri, sha256, image_id, location)
     decoded = decode(data, uri, settings, working_side(stages))
-    code = fingerprint.compute(decoded.image)
-    signals = {name: stage_signal(name, decoded) for name in stages if name not in defer}
+    size = (decoded.width, decoded.height)
+    signals = {name: _stages.stage_class(name).compute(decoded.image, size)
+               for name in ("fingerprint", *stages) if name not in defer}
+    code = signals["fingerprint"]
     record = {
         "sha256": sha256,
         "pixel_sha256": decoded.pixel_sha256,
@@ -132,7 +118,6 @@ def analyse(
         "height": decoded.height,
         "format": decoded.format,
         "byte_size": len(data),
-        "fingerprint": code.code.tobytes(),
         "orientation": _ORIENTATION_CODES[code.orientation],
         "metadata": decoded.metadata,
         "signals": detail_signals(data, uri, settings) if settings["measure_detail"] else {},
@@ -147,14 +132,14 @@ BATCH = 8
 
 def analyse_batch(
     sources: list[Any],
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     *,
     known: Callable[[str], int | None] | None = None,
     stages: tuple[str, ...] = (),
 ) -> list[Known | Analysed | Failed]:
-    """``analyse_safely`` for several sources; stages with ``compute_batch`` (the deep network)
-    run once for all of them: about half the cost per image of one call each."""
-    batched = tuple(n for n in stages if hasattr(_stages.stage_class(n), "compute_batch"))
+    """``analyse_safely`` for several sources; each stage's ``compute_batch`` runs once for all
+    of them (the deep network: about half the cost per image of one call each)."""
+    batched = tuple(stages)
     results = [
         analyse_safely(source, settings, known=known, stages=stages, defer=batched)
         for source in sources
@@ -164,7 +149,9 @@ def analyse_batch(
         if not waiting:
             break
         try:
-            signals = _stages.stage_class(name).compute_batch([r.pending.image for r in waiting])
+            signals = _stages.stage_class(name).compute_batch(
+                [r.pending.image for r in waiting],
+                [(r.pending.width, r.pending.height) for r in waiting])
         except PicoriginError as error:
             results = [Failed(r.uri, str(error)) if r in waiting else r for r in results]
             waiting = []
@@ -178,28 +165,10 @@ def analyse_batch(
 
 def working_side(stages: Iterable[str]) -> int:
     """The size to decode at: the largest any of these stages (or the fingerprint) wants."""
-    return max([FINGERPRINT_SIDE, *(_stages.stage_class(name).working_side for name in stages)])
+    return max(_stages.stage_class(name).working_side for name in ("fingerprint", *stages))
 
 
-def stage_signal(name: str, decoded: "_imaging.Decoded", *, query: bool = False) -> Any:
-    """One stage's signal of a decoded image (in the stage's own form)."""
-    compute = _stages.stage_class(name).compute
-    parameters = _parameters(compute)
-    kwargs: dict[str, Any] = {}
-    if "full_size" in parameters:
-        # Stages that report boxes need the original size, not the reduced one they see.
-        kwargs["full_size"] = (decoded.width, decoded.height)
-    if query and "query" in parameters:
-        kwargs["query"] = True
-    return compute(decoded.image, **kwargs)
-
-
-@functools.lru_cache(maxsize=None)
-def _parameters(function: Callable) -> frozenset[str]:
-    return frozenset(inspect.signature(function).parameters)
-
-
-def detail_signals(data: bytes, uri: str, settings: dict[str, Any]) -> dict[str, Any]:
+def detail_signals(data: bytes, uri: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """How much real detail the image holds, and how hard it was compressed: the evidence that
     tells a genuine larger version from an upscale, and an original from a recompressed copy."""
     full = _imaging.decode(
@@ -216,7 +185,7 @@ def detail_signals(data: bytes, uri: str, settings: dict[str, Any]) -> dict[str,
     return signals
 
 
-def analyse_safely(source: Any, settings: dict[str, Any], **kwargs: Any) -> Known | Analysed | Failed:
+def analyse_safely(source: Any, settings: Mapping[str, Any], **kwargs: Any) -> Known | Analysed | Failed:
     """``analyse`` for batches: a bad source becomes a ``Failed`` with its reason."""
     label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
@@ -228,7 +197,7 @@ def analyse_safely(source: Any, settings: dict[str, Any], **kwargs: Any) -> Know
 
 
 def decode(
-    data: bytes, uri: str, settings: dict[str, Any], side: int = FINGERPRINT_SIDE
+    data: bytes, uri: str, settings: Mapping[str, Any], side: int = FINGERPRINT_SIDE
 ) -> "_imaging.Decoded":
     return _imaging.decode(
         data,

@@ -1,0 +1,23 @@
+"""Partial copies by local features: crops, pasted-in and screenshotted copies, rotations, with
+where they match (``picorigin._stages.local``)."""
+
+from __future__ import annotations
+
+from .base import Ask, Hit, verified_hit
+
+__all__ = ["LocalStep"]
+
+
+class LocalStep:
+    name = "local"
+
+    def __init__(self, stage) -> None:
+        self.stage = stage
+
+    def applies(self, ask: Ask) -> bool:
+        return not ask.fast and ask.copies_wanted
+
+    def run(self, query, found, ask: Ask) -> list[Hit]:
+        signal = query.signal(self.stage)
+        hits = self.stage.search(signal, max(ask.k, 10), position=ask.position)
+        return [verified_hit(hit) for hit in hits]
