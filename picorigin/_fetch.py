@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, TypeVar
@@ -65,7 +67,9 @@ class FetchOptions:
     allow_private: bool
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | None = None, **overrides: Any) -> FetchOptions:
+    def from_settings(
+        cls, settings: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> FetchOptions:
         """Read ``fetch_timeout``, ``max_bytes``, ``fetch_max_redirects``, ``allow_private_urls``.
 
         Parameters
@@ -470,9 +474,15 @@ class _AsyncVettingBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~40 ms; one context serves every client of the process.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def _pool_options(limits: httpx.Limits) -> dict[str, Any]:
     return {
-        "ssl_context": httpx.create_ssl_context(trust_env=False),
+        "ssl_context": _ssl_context(),
         "max_connections": limits.max_connections,
         "max_keepalive_connections": limits.max_keepalive_connections,
         "keepalive_expiry": limits.keepalive_expiry,
@@ -484,7 +494,7 @@ class _Transport(httpx.HTTPTransport):
 
     def __init__(self, allow_private: bool, max_connections: int = 10) -> None:
         limits = httpx.Limits(max_connections=max_connections)
-        super().__init__(trust_env=False, limits=limits)
+        super().__init__(verify=_ssl_context(), trust_env=False, limits=limits)
         # httpx offers no network_backend argument; its request and error mapping reads _pool.
         self._pool = httpcore.ConnectionPool(
             network_backend=_VettingBackend(allow_private), **_pool_options(limits)
@@ -496,7 +506,7 @@ class _AsyncTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, allow_private: bool, max_connections: int = 10) -> None:
         limits = httpx.Limits(max_connections=max_connections)
-        super().__init__(trust_env=False, limits=limits)
+        super().__init__(verify=_ssl_context(), trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             network_backend=_AsyncVettingBackend(allow_private), **_pool_options(limits)
         )

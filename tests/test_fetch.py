@@ -8,7 +8,6 @@ import ssl
 import threading
 import time
 
-import httpx
 import pytest
 import trustme
 from provenance.miniweb import RebindingResolver, twin_sites
@@ -263,7 +262,7 @@ def test_https_to_the_vetted_address_keeps_the_name_for_sni_and_the_certificate(
     server_context.sni_callback = lambda sock, name, context: names.append(name)
     client_context = ssl.create_default_context()
     authority.configure_trust(client_context)
-    monkeypatch.setattr(httpx, "create_ssl_context", lambda **options: client_context)
+    monkeypatch.setattr(_fetch, "_ssl_context", lambda: client_context)
     monkeypatch.setattr(_fetch, "_is_public_ip", lambda address: str(address) == "127.0.0.2")
     rebinding(monkeypatch, "rebind.test", "other.test")
     with twin_sites(server_context) as (outside, inside):

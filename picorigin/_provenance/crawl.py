@@ -215,7 +215,8 @@ async def crawl_async(
     crawler = _Crawler(
         engine, seeds, fetcher, depth=depth, max_pages=max_pages, same_site=same_site,
         allow=[a.lower().strip() for a in allow if a.strip()], rate=rate,
-        concurrency=concurrency, state_path=Path(state_path), max_page_bytes=max_page_bytes, progress=progress,
+        concurrency=concurrency, state_path=Path(state_path), max_page_bytes=max_page_bytes,
+        progress=progress,
     )
     return await crawler.run()
 
