@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import http.server
+import socket
+import ssl
 import threading
 import time
 
 import pytest
+import trustme
+from provenance.miniweb import RebindingResolver, twin_sites
 
 from picorigin import _fetch
-from picorigin._errors import FetchError, ForbiddenAddress
+from picorigin._errors import FetchError, ForbiddenAddress, SettingError
 from picorigin._fetch import USER_AGENT, fetch, is_public_address
 
 BODY = bytes(range(256)) * 40  # 10 240 bytes
@@ -190,3 +194,102 @@ def test_only_http_and_https(url):
 ])
 def test_is_public_address(host, public):
     assert is_public_address(host) is public
+
+
+# -- DNS rebinding: the connection goes to the address that was vetted -------------------------
+# twin_sites() serves "outside" on 127.0.0.2 and "inside" on 127.0.0.1, on one port. Counting
+# 127.0.0.2 as public, a name that resolves to it first and to 127.0.0.1 next is a rebinding
+# attack on the private "inside" server.
+
+
+@pytest.fixture
+def twins(monkeypatch):
+    monkeypatch.setattr(_fetch, "_is_public_ip", lambda address: str(address) == "127.0.0.2")
+    with twin_sites() as (outside, inside):
+        for web, body in ((outside, b"outside"), (inside, b"inside secret")):
+            web.file("/image", body)
+            web.redirect("/hop", web.url("/image", host="next.test"))
+        yield outside, inside
+
+
+def rebinding(monkeypatch, *names):
+    resolver = RebindingResolver({name: ["127.0.0.2", "127.0.0.1"] for name in names})
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    return resolver
+
+
+def test_a_rebinding_name_never_reaches_the_private_address(twins, monkeypatch):
+    outside, inside = twins
+    resolver = rebinding(monkeypatch, "rebind.test")
+    url = outside.url("/image", host="rebind.test")
+    assert get(url, allow_private=False) == (url, b"outside", "image/jpeg")
+    assert resolver.lookups["rebind.test"] == 1          # vetted and connected with one answer
+    assert outside.hosts == {f"rebind.test:{outside.port}": 1}
+
+    # The name now answers 127.0.0.1: refused, without saying what it resolved to.
+    with pytest.raises(ForbiddenAddress) as caught:
+        get(url, allow_private=False)
+    assert str(caught.value) == (f"{url}: rebind.test resolves to a private address "
+                                 "(set allow_private_urls to fetch from it)")
+    assert inside.connections == 0 and not inside.requests
+
+
+def test_a_rebinding_name_behind_a_redirect_never_reaches_the_private_address(twins, monkeypatch):
+    outside, inside = twins
+    resolver = rebinding(monkeypatch, "next.test")
+    final_url, body, _ = get(outside.url("/hop"), allow_private=False)
+    assert (final_url, body) == (outside.url("/image", host="next.test"), b"outside")
+    assert resolver.lookups["next.test"] == 1
+    assert outside.hosts[f"next.test:{outside.port}"] == 1
+    with pytest.raises(ForbiddenAddress, match="next.test resolves to a private address"):
+        get(outside.url("/hop"), allow_private=False)
+    assert inside.connections == 0 and not inside.requests
+
+
+def test_allow_private_urls_lets_the_name_go_where_it_resolves(twins, monkeypatch):
+    outside, inside = twins
+    monkeypatch.setattr(socket, "getaddrinfo", RebindingResolver({"rebind.test": ["127.0.0.1"]}))
+    url = inside.url("/image", host="rebind.test")
+    assert fetch(url, settings={"allow_private_urls": True})[1] == b"inside secret"
+    assert inside.connections == 1
+
+
+def test_https_to_the_vetted_address_keeps_the_name_for_sni_and_the_certificate(monkeypatch):
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("rebind.test").configure_cert(server_context)
+    names = []
+    server_context.sni_callback = lambda sock, name, context: names.append(name)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    monkeypatch.setattr(_fetch, "_ssl_context", lambda: client_context)
+    monkeypatch.setattr(_fetch, "_is_public_ip", lambda address: str(address) == "127.0.0.2")
+    rebinding(monkeypatch, "rebind.test", "other.test")
+    with twin_sites(server_context) as (outside, inside):
+        outside.file("/image", b"over tls")
+        url = outside.url("/image", host="rebind.test")
+        assert get(url, allow_private=False) == (url, b"over tls", "image/jpeg")
+        assert names == ["rebind.test"]
+        assert outside.hosts == {f"rebind.test:{outside.port}": 1}
+        # The certificate is checked against the name, not the address connected to.
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            get(outside.url("/image", host="other.test"), allow_private=False)
+        assert outside.requests["/image"] == 1
+    assert inside.connections == 0
+
+
+def test_limits_come_from_the_settings(server):
+    settings = {"allow_private_urls": True, "max_bytes": 50_000, "fetch_max_redirects": 0,
+                "fetch_timeout": 0.3}
+    with pytest.raises(FetchError, match="larger than 50000 bytes"):
+        fetch(f"{server}/big", settings=settings)
+    with pytest.raises(FetchError, match="more than 0 redirects"):
+        fetch(f"{server}/redirect", settings=settings)
+    with pytest.raises(FetchError, match="timed out after 0.3 s"):
+        fetch(f"{server}/slow", settings=settings)
+    # An explicit argument beats the setting.
+    assert fetch(f"{server}/redirect", settings=settings, max_redirects=1)[1] == BODY
+    with pytest.raises(ForbiddenAddress):
+        fetch(f"{server}/image", settings={"max_bytes": 50_000})   # allow_private_urls: default
+    with pytest.raises(SettingError):
+        fetch(f"{server}/image", settings={"fetch_timeout": "soon"})

@@ -3,15 +3,18 @@
 One asyncio loop does the network (httpx), a worker thread does each CPU-heavy ``Engine.add``.
 Politeness and safety, all on by default:
 
-- robots.txt of every origin is read once per crawl (``urllib.robotparser``, agent ``picorigin``)
-  and applies to pages, images and redirect targets; its ``Crawl-delay`` slows that host further.
-  As RFC 9309 says, a 4xx robots.txt allows everything and a 5xx or unreachable one nothing;
+- robots.txt of every origin is read once per crawl and applies, as RFC 9309 says, to pages,
+  images and redirect targets (agent ``picorigin``; ``*`` and ``$`` patterns; the longest
+  matching rule wins, ``Allow`` on a tie; read by ``protego``). Its ``Crawl-delay`` slows that
+  host further. A 4xx robots.txt allows everything, a 5xx or unreachable one nothing;
 - at most ``rate`` requests a second to each host, ``concurrency`` requests at once overall;
-- every response is bounded in time (whole request, redirects included), bytes and redirects;
-  a page larger than ``max_page_bytes`` is parsed up to that point, an image larger than
-  ``max_image_bytes`` is skipped;
-- a host that resolves to a private, loopback or link-local address is refused unless
-  ``allow_private`` (each redirect hop is checked again);
+- requests go through :class:`picorigin._fetch.AsyncFetcher`, with the limits and address checks
+  of every other fetch: each response is bounded in time (whole request, redirects included),
+  bytes and redirects, and every connection is refused when its host resolves to a private,
+  loopback or link-local address, unless ``allow_private`` (the socket goes to the address that
+  was vetted, so a DNS answer that changes between lookups gains nothing). A page larger than
+  ``max_page_bytes`` is parsed up to that point, an image larger than ``max_image_bytes`` is
+  skipped;
 - links are followed to ``depth`` and ``max_pages``, on the seeds' sites (``same_site``) and
   the ``allow`` domains, and not from pages saying ``<meta name=robots content=nofollow>``.
 
@@ -34,13 +37,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
-from urllib import robotparser
 from urllib.parse import urlsplit
 
 import httpx
+from protego import Protego
 
-from .._errors import FetchError, ForbiddenAddress, PicoriginError
-from .._fetch import USER_AGENT, is_public_address
+from .._errors import ForbiddenAddress, PicoriginError
+from .._fetch import AsyncFetcher
 from .extract import ImageRef, Page, PageExtractor, normalize_url
 
 __all__ = ["CrawlReport", "crawl", "crawl_async"]
@@ -53,6 +56,8 @@ _MAX_CRAWL_DELAY = 60.0          # seconds; a larger robots.txt Crawl-delay is t
 _MAX_ROBOTS_BYTES = 512_000      # what RFC 9309 asks crawlers to read at least
 _IMAGE_CACHE_BYTES = 32_000_000  # recently fetched images kept for other pages that show them
 _REPORT_LIST_CAP = 1000
+_ALLOW_ALL = Protego.parse("")
+_DISALLOW_ALL = Protego.parse("User-agent: *\nDisallow: /\n")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 _SCHEMA = """
@@ -143,10 +148,10 @@ async def crawl_async(
     allow: Iterable[str] = (),
     rate: float = 2.0,
     concurrency: int = 4,
-    allow_private: bool = False,
+    allow_private: bool | None = None,
     state_path: str | Path | None = None,
-    timeout: float = 20.0,
-    max_redirects: int = 5,
+    timeout: float | None = None,
+    max_redirects: int | None = None,
     max_page_bytes: int = 5_000_000,
     max_image_bytes: int | None = None,
     progress: Callable[[CrawlReport], None] | None = None,
@@ -175,14 +180,16 @@ async def crawl_async(
         Requests per second to any one host (robots.txt ``Crawl-delay`` can lower it).
     concurrency : int
         Requests in flight at once, over all hosts.
-    allow_private : bool
-        Fetch from private, loopback and link-local addresses (tests; never on a server).
+    allow_private : bool, optional
+        Fetch from private, loopback and link-local addresses (tests; never on a server);
+        default the engine's ``allow_private_urls`` setting.
     state_path : path, optional
         The frontier's SQLite file; default ``crawl.sqlite`` in the engine's data folder.
-    timeout : float
-        Seconds one request may take in all, redirects included.
-    max_redirects : int
-        Redirects followed per request.
+    timeout : float, optional
+        Seconds one request may take in all, redirects included; default the engine's
+        ``fetch_timeout`` setting.
+    max_redirects : int, optional
+        Redirects followed per request; default the engine's ``fetch_max_redirects`` setting.
     max_page_bytes : int
         Bytes of a page read; the rest of a larger page is ignored.
     max_image_bytes : int, optional
@@ -201,14 +208,15 @@ async def crawl_async(
         raise ValueError("no http(s) seed URL to crawl")
     if state_path is None:
         state_path = Path(engine.path) / "crawl.sqlite"
-    if max_image_bytes is None:
-        max_image_bytes = int(getattr(engine, "settings", {}).get("max_bytes", 50_000_000))
+    fetcher = AsyncFetcher(
+        getattr(engine, "settings", None), concurrency=concurrency, timeout=timeout,
+        max_redirects=max_redirects, allow_private=allow_private, max_bytes=max_image_bytes,
+    )
     crawler = _Crawler(
-        engine, seeds, depth=depth, max_pages=max_pages, same_site=same_site,
+        engine, seeds, fetcher, depth=depth, max_pages=max_pages, same_site=same_site,
         allow=[a.lower().strip() for a in allow if a.strip()], rate=rate,
-        concurrency=concurrency, allow_private=allow_private, state_path=Path(state_path),
-        timeout=timeout, max_redirects=max_redirects, max_page_bytes=max_page_bytes,
-        max_image_bytes=max_image_bytes, progress=progress,
+        concurrency=concurrency, state_path=Path(state_path), max_page_bytes=max_page_bytes,
+        progress=progress,
     )
     return await crawler.run()
 
@@ -335,18 +343,19 @@ class _Pacer:
 
 
 class _Crawler:
-    def __init__(self, engine: Any, seeds: list[str], **options: Any) -> None:
+    def __init__(
+        self, engine: Any, seeds: list[str], fetcher: AsyncFetcher, **options: Any
+    ) -> None:
         self.engine = engine
         self.seeds = seeds
+        self.fetcher = fetcher
         self.o = options
         self.report = CrawlReport()
         self.pacer = _Pacer(1.0 / options["rate"])
-        self.slots = asyncio.Semaphore(options["concurrency"])
         # Engine.add is CPU-bound and serialises its writes; more threads than this only queue.
         self.adds = asyncio.Semaphore(2)
         self.seed_sites = {_site(url) for url in seeds}
         self.robots: dict[str, asyncio.Task] = {}
-        self.public: dict[str, bool] = {}
         self.image_cache: OrderedDict[str, bytes] = OrderedDict()
         self.image_cache_bytes = 0
         self.wakeup = asyncio.Condition()
@@ -364,14 +373,9 @@ class _Crawler:
             for seed in self.seeds:
                 self.frontier.enqueue(self.run_id, seed, 0, None)
             self.budget = o["max_pages"] - self.frontier.fetched(self.run_id)
-            async with httpx.AsyncClient(
-                headers={"User-Agent": USER_AGENT},
-                timeout=httpx.Timeout(o["timeout"]),
-                follow_redirects=False,          # followed by hand: every hop is checked
-                trust_env=False,                 # an environment proxy would skip the checks
-                limits=httpx.Limits(max_connections=2 * o["concurrency"]),
-            ) as self.client:
+            async with self.fetcher:
                 await asyncio.gather(*(self.worker() for _ in range(o["concurrency"])))
+            self.report.bytes = self.fetcher.bytes_received
             queued = self.frontier.db.execute(
                 "SELECT count(*) FROM frontier WHERE run = ? AND state = 'queued'", (self.run_id,)
             ).fetchone()[0]
@@ -457,6 +461,7 @@ class _Crawler:
             sighting = {"page_url": referrer} if referrer else None
             await self.add_image(url, response.body, sighting)
         self.frontier.set_state(run, url, "done")
+        self.report.bytes = self.fetcher.bytes_received
         if self.o["progress"]:
             self.o["progress"](self.report)
 
@@ -544,17 +549,19 @@ class _Crawler:
 
     async def allowed(self, url: str) -> bool:
         """Whether robots.txt lets us fetch ``url``; ForbiddenAddress for a private host."""
-        await self.check_address(url)
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         task = self.robots.get(origin)
         if task is None:
             task = self.robots[origin] = asyncio.ensure_future(self.read_robots(origin))
-        parser = await task
-        return parser.can_fetch(ROBOTS_AGENT, url)
+        try:
+            rules = await task
+        except ForbiddenAddress as error:
+            # Met when fetching robots.txt; report it against the URL that was asked for.
+            raise ForbiddenAddress(error.args[0], source=url) from None
+        return rules.can_fetch(url, ROBOTS_AGENT)
 
-    async def read_robots(self, origin: str) -> robotparser.RobotFileParser:
-        parser = robotparser.RobotFileParser(origin + "/robots.txt")
+    async def read_robots(self, origin: str) -> Protego:
         try:
             response = await self.get(origin + "/robots.txt", page=False,
                                       max_bytes=_MAX_ROBOTS_BYTES, truncate=True, robots=False)
@@ -563,128 +570,73 @@ class _Crawler:
         except (PicoriginError, _Blocked) as error:
             # Unreachable robots.txt: RFC 9309 says assume complete disallow.
             logger.info("crawl: no robots.txt from %s (%s): not crawling it", origin, error)
-            parser.disallow_all = True
-            return parser
+            return _DISALLOW_ALL
         if response.status >= 500:
-            parser.disallow_all = True
-        elif response.status >= 400:
-            parser.allow_all = True
-        else:
-            text = (response.body or b"").decode("utf-8", errors="replace")
-            parser.parse(text.splitlines())
-            delay = parser.crawl_delay(ROBOTS_AGENT)
-            if delay:
-                self.pacer.slow_down(urlsplit(origin).netloc, float(delay))
-        return parser
-
-    async def check_address(self, url: str) -> None:
-        if self.o["allow_private"]:
-            return
-        host = urlsplit(url).hostname or ""
-        if host not in self.public:
-            self.public[host] = await asyncio.to_thread(is_public_address, host)
-        if not self.public[host]:
-            raise ForbiddenAddress(
-                f"{host} is not a public address (crawl with allow_private to fetch it)",
-                source=url,
-            )
+            return _DISALLOW_ALL
+        if response.status >= 400:
+            return _ALLOW_ALL
+        rules = Protego.parse((response.body or b"").decode("utf-8", errors="replace"))
+        delay = rules.crawl_delay(ROBOTS_AGENT)
+        if delay:
+            self.pacer.slow_down(urlsplit(origin).netloc, float(delay))
+        return rules
 
     # -- HTTP -------------------------------------------------------------------------------
     async def get(
         self, url: str, *, page: bool, max_bytes: int | None = None, truncate: bool = False,
         robots: bool = True,
     ) -> _Response:
-        """GET ``url``, following redirects by hand; an HTML page comes back parsed.
+        """GET ``url``, following redirects; an HTML page comes back parsed.
 
-        ``timeout`` bounds the time spent in requests, not the wait for this host's turn.
+        The fetch timeout bounds the time spent in requests, not the wait for this host's turn.
 
         Raises
         ------
         FetchError, ForbiddenAddress, _Blocked
         """
-        loop = asyncio.get_running_loop()
-        spent = 0.0
-        for hop in range(self.o["max_redirects"] + 1):
-            await self.check_address(url)
-            if hop and robots and not await self.allowed(url):
-                raise _Blocked(url)
-            await self.pacer.wait(urlsplit(url).netloc)
-            async with self.slots:
-                started = loop.time()
-                try:
-                    async with asyncio.timeout(self.o["timeout"] - spent):
-                        result = await self.request(url, page, max_bytes, truncate)
-                except TimeoutError:
-                    message = f"timed out after {self.o['timeout']:g} s"
-                    raise FetchError(message, source=url) from None
-                except httpx.HTTPError as error:
-                    raise FetchError(f"could not fetch: {error}", source=url) from None
-                finally:
-                    spent += loop.time() - started
-            if isinstance(result, _Response):
-                return result
-            url = result
-        raise FetchError(f"more than {self.o['max_redirects']} redirects", source=url)
 
-    async def request(
-        self, url: str, page: bool, max_bytes: int | None, truncate: bool
-    ) -> _Response | str:
-        """One hop: the response, or the URL a redirect points to."""
-        async with self.client.stream("GET", url) as response:
-            location = response.headers.get("location")
-            if response.is_redirect and location:
-                target = normalize_url(location, url)
-                if target is None:
-                    raise FetchError(f"redirect to {location!r}", source=url)
-                return target
-            content_type = response.headers.get("content-type", "").lower()
-            result = _Response(url, response.status_code, content_type)
-            if response.status_code >= 400:
-                return result
-            kind = content_type.split(";")[0].strip()
-            if page and kind in _HTML_TYPES:
-                result.body = await self.parse(response, url)
-            elif max_bytes is not None:
-                result.body = await self.read(response, url, max_bytes, truncate)
-            elif not page or kind.startswith("image/"):
-                result.body = await self.read(response, url, self.o["max_image_bytes"], False)
-            # else: a page URL that is neither HTML nor an image (PDF, video): not read.
+        async def before_hop(hop_url: str, hop: int) -> None:
+            if hop and robots and not await self.allowed(hop_url):
+                raise _Blocked(hop_url)
+            await self.pacer.wait(urlsplit(hop_url).netloc)
+
+        async def consume(final_url: str, response: httpx.Response) -> _Response:
+            return await self.respond(final_url, response, page, max_bytes, truncate)
+
+        return await self.fetcher.get(url, consume, before_hop=before_hop)
+
+    async def respond(
+        self, url: str, response: httpx.Response, page: bool, max_bytes: int | None,
+        truncate: bool,
+    ) -> _Response:
+        """The final response, read as its kind asks."""
+        url = normalize_url(url) or url
+        content_type = response.headers.get("content-type", "").lower()
+        result = _Response(url, response.status_code, content_type)
+        if response.status_code >= 400:
             return result
-
-    async def read(
-        self, response: httpx.Response, url: str, max_bytes: int, truncate: bool
-    ) -> bytes:
-        declared = response.headers.get("content-length", "")
-        if not truncate and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchError(f"larger than {max_bytes} bytes ({declared} announced)", source=url)
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            self.report.bytes += len(chunk)
-            if size > max_bytes:
-                if not truncate:
-                    raise FetchError(f"larger than {max_bytes} bytes", source=url)
-                chunks.append(chunk[: len(chunk) - (size - max_bytes)])
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        kind = content_type.split(";")[0].strip()
+        if page and kind in _HTML_TYPES:
+            result.body = await self.parse(response, url)
+        elif max_bytes is not None:
+            result.body = await self.fetcher.read(response, url, max_bytes, truncate=truncate)
+        elif not page or kind.startswith("image/"):
+            result.body = await self.fetcher.read(response, url)
+        # else: a page URL that is neither HTML nor an image (PDF, video): not read.
+        return result
 
     async def parse(self, response: httpx.Response, url: str) -> Page:
         """Feed the page to the extractor as it arrives; stop reading at ``max_page_bytes``."""
         extractor = PageExtractor(url)
         decoder = None
         size, limit = 0, self.o["max_page_bytes"]
-        async for chunk in response.aiter_bytes():
+        async for chunk in self.fetcher.chunks(response, url, limit, truncate=True):
             if decoder is None:
                 decoder = codecs.getincrementaldecoder(_charset(response, chunk))(errors="replace")
-            if size + len(chunk) > limit:
-                chunk = chunk[: limit - size]
-                logger.info("crawl: %s is larger than %d bytes; reading only that", url, limit)
             size += len(chunk)
-            self.report.bytes += len(chunk)
             extractor.feed(decoder.decode(chunk))
-            if size >= limit:
-                break
+        if size >= limit:
+            logger.info("crawl: %s is larger than %d bytes; read only that", url, limit)
         if decoder is not None:
             extractor.feed(decoder.decode(b"", final=True))
         extractor.close()

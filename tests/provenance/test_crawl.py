@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 
 import pytest
 from helpers import jpeg_bytes, photo
-from provenance.miniweb import MiniWeb
+from provenance.miniweb import MiniWeb, RebindingResolver, twin_sites
 
+from picorigin import _fetch
 from picorigin._errors import CorruptImage
 from picorigin._provenance.crawl import crawl
 
@@ -208,6 +210,7 @@ def test_an_interrupted_crawl_resumes_where_it_stopped(engine, site):
 
 
 def test_bounded_bytes_redirects_and_bad_images(engine, site, images):
+    engine.settings["fetch_max_redirects"] = 3     # the engine's settings bound the crawl too
     site.page("/", '<img src="/big.jpg"><img src="/loop"><img src="/text.jpg"><img src="/ok.jpg">'
                    '<img src="/missing.jpg">')
     site.file("/big.jpg", b"\xff\xd8" + b"0" * 300_000)
@@ -215,7 +218,7 @@ def test_bounded_bytes_redirects_and_bad_images(engine, site, images):
     site.file("/text.jpg", b"not an image", "text/plain")
     site.redirect("/ok.jpg", "/real.jpg", 301)
     site.file("/real.jpg", images["coffee"])
-    report = crawl(engine, [site.url("/")], **fast(max_redirects=3))
+    report = crawl(engine, [site.url("/")], **fast())
     reasons = dict(report.failed)
     assert "larger than 200000 bytes" in reasons[site.url("/big.jpg")]
     assert "more than 3 redirects" in reasons[site.url("/loop")]
@@ -240,10 +243,37 @@ def test_private_addresses_are_refused_unless_allowed(engine, site, images):
     site.file("/a.jpg", images["coffee"])
     report = crawl(engine, [site.url("/")], rate=500.0)
     assert report.pages == 0 and not engine.added
-    assert sum(site.requests.values()) == 0
+    assert site.connections == 0
     assert report.failed == [(site.url("/"), "http://127.0.0.1:%d/: 127.0.0.1 is not a public "
-                              "address (crawl with allow_private to fetch it)" % site.port)]
+                              "address (set allow_private_urls to fetch from it)" % site.port)]
     assert report.blocked == []
+
+    # The engine's allow_private_urls setting allows them, as it does for every other fetch.
+    engine.settings["allow_private_urls"] = True
+    report = crawl(engine, [site.url("/")], rate=500.0)
+    assert (report.pages, report.images) == (1, 1)
+
+
+def test_a_rebinding_host_name_never_reaches_a_private_address(engine, images, monkeypatch):
+    # "outside" (127.0.0.2, counted as public here) and "inside" (127.0.0.1) share one port;
+    # rebind.test resolves to outside at the first lookup and to inside at every later one.
+    monkeypatch.setattr(_fetch, "_is_public_ip", lambda address: str(address) == "127.0.0.2")
+    resolver = RebindingResolver({"rebind.test": ["127.0.0.2", "127.0.0.1"]})
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    with twin_sites() as (outside, inside):
+        for web in (outside, inside):
+            # "Connection: close": the page after robots.txt needs a second connection.
+            web.routes["/robots.txt"] = (200, "text/plain", b"User-agent: *\nAllow: /\n",
+                                         {"Connection": "close"})
+            web.page("/", '<img src="/a.jpg">')
+            web.file("/a.jpg", images["coffee"])
+        seed = outside.url("/", host="rebind.test")
+        report = crawl(engine, [seed], rate=500.0)
+    assert inside.connections == 0 and not inside.requests
+    assert outside.requests == {"/robots.txt": 1}
+    assert resolver.lookups["rebind.test"] == 2
+    assert report.failed == [(seed, f"{seed}: rebind.test resolves to a private address "
+                                    "(set allow_private_urls to fetch from it)")]
 
 
 def test_bad_arguments_are_refused(engine):
