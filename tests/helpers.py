@@ -49,3 +49,27 @@ def open_stage(cls, folder, ids=(), settings=None):
 def close_stage(stage, catalog) -> None:
     stage.close()
     catalog.close()
+
+
+def distinct_pictures(folder, names, seed: int = 0, size=(360, 270)):
+    """Write one JPEG per name into ``folder``: random textured pictures, each unlike the others
+    (no two are near-duplicates of each other), for tests that need many images.
+
+    Returns the paths, in the order of ``names``.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, name in enumerate(names):
+        rng = np.random.default_rng([seed, i])
+        coarse = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+        base = np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC),
+                          np.float32)
+        fine = rng.normal(0, 28, (size[1] // 3, size[0] // 3, 1)).repeat(3, 0).repeat(3, 1)
+        image = Image.fromarray(np.clip(base + fine, 0, 255).astype(np.uint8))
+        path = folder / f"{name}.jpg"
+        image.save(path, quality=90)
+        paths.append(path)
+    return paths
