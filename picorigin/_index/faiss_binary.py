@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import threads_for
 from .base import BinaryIndex
 
 __all__ = ["FaissBinaryIndex"]
@@ -44,7 +45,8 @@ class FaissBinaryIndex(BinaryIndex):
             return []
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         # FAISS's binary range search keeps distances strictly below the radius.
-        limits, distances, ids = self._index.range_search(codes, int(radius) + 1)
+        with threads_for(self._index.ntotal):
+            limits, distances, ids = self._index.range_search(codes, int(radius) + 1)
         hits = []
         for row in range(len(codes)):
             for j in range(limits[row], limits[row + 1]):

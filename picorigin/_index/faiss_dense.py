@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import threads_for
+
 __all__ = ["DenseIndex"]
 
 FLAT_MAX = 20_000
@@ -176,6 +178,12 @@ class DenseIndex:
     # -- queries ---------------------------------------------------------------------------
 
     def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with threads_for(len(self)):
+            return self._search(queries, k, allowed=allowed)
+
+    def _search(
         self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar stored vectors to each query.
