@@ -42,11 +42,22 @@ Scale
     photo, never indexed. Reported: query p50/p99 on one thread, recall@10 against exact search
     over the same vectors, bytes per image (the index's own count and the RSS growth).
 
+Calibration
+    The ``similar`` score ``1 / (1 + exp(-slope * (cosine - midpoint)))`` is fitted on a
+    validation half (every other group in name order, every other distractor) and reported on
+    the other half, whose groups are all different: same- and different-kind pass rates at
+    scores 0.5, 0.8 (the default ``similar_min_score``) and 0.9, for the shipped constants and
+    the refitted ones (logistic fit, then the midpoint raised until at most 1 % of the
+    validation's different-kind pairs reach 0.9); and the share of never-indexed queries of the
+    test half that get any ``similar`` >= 0.8 or >= 0.9 against a collection of the validation
+    half. ``--refit-calibration`` writes the refitted constants into
+    ``picorigin/data/deep_whitening.npz``.
+
 Whitening
     ``--learn-whitening`` rebuilds ``picorigin/data/deep_whitening.npz`` from photos disjoint from
     every benchmark photo (``load_training_photos``: tuxpaint stamps of other kinds, every 8th
     stellarium nebula, the rest of OpenCV's sample JPEGs; each plus two random crops) and refits
-    the score calibration on the benchmark's same/different-group pairs. Measured on this set
+    the score calibration on the validation half's pairs (see Calibration). Measured on this set
     (mAP@10): average pooling 0.58, GeM (p = 3) 0.60, GeM + PCA-256 with eigenvalue power -0.25
     0.62; full whitening (power -0.5) 0.59 and fewer or more dimensions no better (128: 0.61,
     384: 0.62); square (squash) input 0.61 against a 3:2 centre crop 0.62.
@@ -578,27 +589,104 @@ def quality() -> tuple[dict, np.ndarray, list]:
     return result, deep, signals
 
 
-def calibration_check(deep: np.ndarray, groups: list[str | None]) -> dict:
-    """Fit the score function on same- vs different-group pairs; compare with the shipped one."""
-    from picorigin._stages.deep import calibrated
+def calibration_split(groups: list[str | None]) -> np.ndarray:
+    """Which photos fit the calibration (True) and which report it (False): disjoint halves.
 
-    upper = np.triu_indices(len(groups), 1)
-    similarity = (deep @ deep.T)[upper]
-    labelled = np.array([g is not None for g in groups])
-    same = np.array([groups[i] is not None and groups[i] == groups[j] for i, j in zip(*upper)])
-    # pairs with at least one grouped photo; distractor-distractor pairs say nothing
-    keep = labelled[upper[0]] | labelled[upper[1]]
-    slope, midpoint = fit_calibration(similarity[keep], same[keep])
-    scores = calibrated(similarity[keep])
-    return {
-        "fitted": {"slope": round(slope, 3), "midpoint": round(midpoint, 4)},
-        "shipped_score_above_0.5": {"same": round(float((scores[same[keep]] > 0.5).mean()), 3),
-                                    "different": round(float((scores[~same[keep]] > 0.5).mean()),
-                                                       3)},
-        "shipped_score_above_0.9": {"same": round(float((scores[same[keep]] > 0.9).mean()), 3),
-                                    "different": round(float((scores[~same[keep]] > 0.9).mean()),
-                                                       3)},
+    Whole groups go to one side (every other group in name order), so no kind of subject is
+    on both sides, and the distractors alternate. Shape (n,), bool.
+    """
+    names = sorted(GROUPS)
+    validation = np.zeros(len(groups), bool)
+    distractors = 0
+    for i, group in enumerate(groups):
+        if group is None:
+            validation[i] = distractors % 2 == 0
+            distractors += 1
+        else:
+            validation[i] = names.index(group) % 2 == 0
+    return validation
+
+
+def _pairs(deep: np.ndarray, groups: list[str | None], members: np.ndarray):
+    """Cosines and same-kind flags of the pairs among ``members`` with a grouped photo in them."""
+    index = np.flatnonzero(members)
+    upper = np.triu_indices(len(index), 1)
+    i, j = index[upper[0]], index[upper[1]]
+    keep = np.array([groups[a] is not None or groups[b] is not None for a, b in zip(i, j)], bool)
+    i, j = i[keep], j[keep]
+    same = np.array([groups[a] is not None and groups[a] == groups[b] for a, b in zip(i, j)],
+                    bool)
+    return (deep[i] * deep[j]).sum(axis=1), same
+
+
+def fit_validated_calibration(similarity: np.ndarray, same: np.ndarray,
+                              max_false_at_0_9: float = 0.01) -> tuple[float, float]:
+    """:func:`fit_calibration`, then the midpoint raised if needed so that at most
+    ``max_false_at_0_9`` of the different-kind pairs score 0.9 or more (same slope)."""
+    slope, midpoint = fit_calibration(similarity, same)
+    different = np.sort(similarity[~same])
+    # the cosine that only max_false_at_0_9 of the different pairs reach
+    bar = different[min(len(different) - 1, int(np.ceil(len(different) * (1 - max_false_at_0_9))))]
+    lowest = bar - np.log(9.0) / slope  # score(bar) = 0.9 exactly
+    return slope, max(midpoint, float(lowest))
+
+
+def _rates(scores: np.ndarray, same: np.ndarray) -> dict:
+    out = {"pairs_same": int(same.sum()), "pairs_different": int((~same).sum())}
+    for bar in (0.5, 0.8, 0.9):
+        out[f"score_at_least_{bar}"] = {
+            "same": round(float((scores[same] >= bar).mean()), 4),
+            "different": round(float((scores[~same] >= bar).mean()), 4)}
+    return out
+
+
+def _score(similarity, slope: float, midpoint: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-slope * (np.asarray(similarity, np.float64) - midpoint)))
+
+
+def calibration_check(deep: np.ndarray, groups: list[str | None]) -> dict:
+    """The shipped calibration and one refitted on the validation half, both measured on the
+    test half; and how often never-indexed queries of a kind absent from a collection get a
+    ``similar`` match anyway."""
+    from picorigin._stages.deep import _calibration
+
+    validation = calibration_split(groups)
+    fit_cos, fit_same = _pairs(deep, groups, validation)
+    test_cos, test_same = _pairs(deep, groups, ~validation)
+    slope, midpoint = fit_validated_calibration(fit_cos, fit_same)
+    shipped = _calibration()
+    # never indexed: the test half's grouped photos searched against a collection of the
+    # validation half (no group on both sides: a `similar` match is of another kind, unless a
+    # distractor happens to show the same kind)
+    queries = ~validation & np.array([g is not None for g in groups])
+    best = (deep[queries] @ deep[validation].T).max(axis=1)
+    result = {
+        "split": {"validation_photos": int(validation.sum()),
+                  "test_photos": int((~validation).sum()),
+                  "validation_groups": sorted({g for g, v in zip(groups, validation)
+                                               if v and g}),
+                  "test_groups": sorted({g for g, v in zip(groups, validation) if not v and g})},
+        "fitted_constants": {"slope": round(slope, 3), "midpoint": round(midpoint, 4),
+                             "logistic_midpoint": round(fit_calibration(fit_cos, fit_same)[1], 4)},
+        "shipped_constants": {"slope": round(shipped[0], 3), "midpoint": round(shipped[1], 4)},
     }
+    for name, (a, b) in (("shipped", shipped), ("fitted", (slope, midpoint))):
+        result[f"{name}_on_validation"] = _rates(_score(fit_cos, a, b), fit_same)
+        result[f"{name}_on_test"] = _rates(_score(test_cos, a, b), test_same)
+        scores = _score(best, a, b)
+        result[f"{name}_never_indexed"] = {
+            "queries": len(best), "collection": int(validation.sum()),
+            "any_similar_at_least_0.8": round(float((scores >= 0.8).mean()), 4),
+            "any_similar_at_least_0.9": round(float((scores >= 0.9).mean()), 4)}
+    return result
+
+
+def write_calibration(slope: float, midpoint: float) -> None:
+    """Store (slope, midpoint) in picorigin/data/deep_whitening.npz, the rest unchanged."""
+    with np.load(WHITENING) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["calibration"] = np.array([slope, midpoint], np.float32)
+    np.savez_compressed(WHITENING, **arrays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -815,11 +903,8 @@ def relearn() -> dict:
     images = [_decoded(p, stage.DeepStage.working_side) for p in paths]
     raw = pooled_features(images)
     whitened = deep.embed(raw)
-    upper = np.triu_indices(len(groups), 1)
-    labelled = np.array([g is not None for g in groups])
-    keep = labelled[upper[0]] | labelled[upper[1]]
-    same = np.array([groups[i] is not None and groups[i] == groups[j] for i, j in zip(*upper)])
-    slope, midpoint = fit_calibration((whitened @ whitened.T)[upper][keep], same[keep])
+    slope, midpoint = fit_validated_calibration(
+        *_pairs(whitened, groups, calibration_split(groups)))
     np.savez_compressed(WHITENING, **whitening,
                         calibration=np.array([slope, midpoint], np.float32))
     stage._calibration.cache_clear()
@@ -837,6 +922,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-scale", action="store_true", help="skip the scale rows")
     parser.add_argument("--learn-whitening", action="store_true",
                         help="rebuild picorigin/data/deep_whitening.npz (PCA + calibration)")
+    parser.add_argument("--refit-calibration", action="store_true",
+                        help="write the calibration fitted on the validation half into "
+                        "picorigin/data/deep_whitening.npz")
+    parser.add_argument("--no-cost", action="store_true", help="skip the one-core timings")
     parser.add_argument("--cost-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cost_only:  # the pinned child of _cost_pinned
@@ -849,8 +938,13 @@ def main(argv: list[str] | None = None) -> dict:
     result["quality"], deep, signals = quality()
     groups = [g for _, g, _ in load_photos()]
     result["calibration"] = calibration_check(deep, groups)
-    _say("cost: one core ...")
-    result["cost"] = _cost_pinned()
+    if args.refit_calibration:
+        fitted = result["calibration"]["fitted_constants"]
+        write_calibration(fitted["slope"], fitted["midpoint"])
+        _say(f"calibration written to {WHITENING}: {fitted}")
+    if not args.no_cost:
+        _say("cost: one core ...")
+        result["cost"] = _cost_pinned()
     if not args.no_scale:
         total = 100_000 if args.quick else 1_000_000
         _say(f"scale: {total:,} vectors ...")
@@ -879,10 +973,26 @@ def report(result: dict) -> None:
     worst = sorted(quality_["deep_ap_by_group"].items(), key=lambda item: item[1])[:3]
     print("  deep, weakest groups: " + ", ".join(f"{g} {v:.2f}" for g, v in worst))
     cal = result["calibration"]
-    above = cal["shipped_score_above_0.5"]
-    print(f"Calibration (shipped score > 0.5): same kind {above['same']:.0%}"
-          f", different {above['different']:.0%}; refit here: "
-          f"slope {cal['fitted']['slope']}, midpoint {cal['fitted']['midpoint']}")
+    split = cal["split"]
+    print(f"Calibration: fitted on {split['validation_photos']} photos "
+          f"({len(split['validation_groups'])} groups), reported on {split['test_photos']} others "
+          f"({len(split['test_groups'])} other groups)")
+    for name in ("shipped", "fitted"):
+        constants = cal[f"{name}_constants"]
+        print(f"  {name} (slope {constants['slope']}, midpoint {constants['midpoint']}):")
+        for half in ("validation", "test"):
+            rates = cal[f"{name}_on_{half}"]
+            print(f"    {half:10s} " + "; ".join(
+                f">= {bar}: same kind {rates[f'score_at_least_{bar}']['same']:.1%}, "
+                f"different {rates[f'score_at_least_{bar}']['different']:.2%}"
+                for bar in (0.5, 0.8, 0.9)))
+        never = cal[f"{name}_never_indexed"]
+        print(f"    never-indexed queries of absent kinds ({never['queries']} against "
+              f"{never['collection']} photos): any similar >= 0.8 "
+              f"{never['any_similar_at_least_0.8']:.1%}, >= 0.9 "
+              f"{never['any_similar_at_least_0.9']:.1%}")
+    if "cost" not in result:
+        return
     c = result["cost"]
     extra = []
     if "float_graph_end_to_end_ms_median" in c:

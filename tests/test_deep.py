@@ -107,18 +107,6 @@ def test_float_onnx_graph_matches_torch_on_real_photos(model):
     np.testing.assert_array_equal(logits.argmax(1), reference[1].argmax(1))
 
 
-def test_int8_graph_agrees_with_the_float_one(model):
-    if model.name != deep.QUANTIZED_FILE:
-        pytest.skip("the int8 graph could not be made here (needs onnx and scikit-image)")
-    names = ("coffee", "chelsea", "rocket", "astronaut", "immunohistochemistry")
-    batch = np.stack([deep.preprocess(photo(n)) for n in names])
-    float_features, float_logits = deep.run_network(batch, graph=_float_graph())
-    int8_features, int8_logits = deep.run_network(batch)
-    cosine = (deep.embed(float_features) * deep.embed(int8_features)).sum(axis=1)
-    assert cosine.min() > 0.95
-    assert float_logits[:2].argmax(1).tolist() == int8_logits[:2].argmax(1).tolist()
-
-
 def test_missing_model_without_torch_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PICORIGIN_MODEL_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
@@ -133,10 +121,21 @@ def test_export_and_quantisation_happen_when_the_files_are_missing(tmp_path, mon
     pytest.importorskip("torch", reason="torch is only needed to export; not installed")
     pytest.importorskip("onnx")
     monkeypatch.setenv("PICORIGIN_MODEL_DIR", str(tmp_path))
+    # the float graph runs by default: the int8 one is not made until asked for
     path = deep.ensure_model()
-    assert path == tmp_path / deep.QUANTIZED_FILE and (tmp_path / deep.MODEL_FILE).exists()
+    assert path == tmp_path / deep.MODEL_FILE and not (tmp_path / deep.QUANTIZED_FILE).exists()
     assert path.stat().st_size > 1_000_000 and not list(tmp_path.glob(".*tmp"))
-    # the fresh files give the same descriptor as the cached ones
+    # the fresh file gives the same descriptor as the cached one
     fresh = deep.compute(photo("rocket")).embedding
     monkeypatch.setenv("PICORIGIN_MODEL_DIR", str(model.parent))
     np.testing.assert_allclose(fresh, deep.compute(photo("rocket")).embedding, atol=1e-5)
+    monkeypatch.setenv("PICORIGIN_MODEL_DIR", str(tmp_path))
+    quantized = deep.ensure_model(int8=True)
+    assert quantized == tmp_path / deep.QUANTIZED_FILE
+    assert 1_000_000 < quantized.stat().st_size < path.stat().st_size
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_default_graph_is_the_float_one(model):
+    assert model == deep.model_path() and model.name == deep.MODEL_FILE
+    assert deep.PREFER_INT8 is False
