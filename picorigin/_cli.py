@@ -442,16 +442,28 @@ def stats(engine: Engine, as_json: bool) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--api-key", envvar="PICORIGIN_API_KEY", default=None,
               help="Key required on write endpoints [env: PICORIGIN_API_KEY].")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+              help="Also answer requests for this host name (a proxy's or the LAN's name); "
+              "repeatable; others get 421 [env: PICORIGIN_ALLOWED_HOSTS, comma-separated].")
 @engine_command
-def serve(engine: Engine, host: str, port: int, api_key: str | None) -> None:
-    """Serve the web page and the HTTP API (OpenAPI at /docs)."""
+def serve(engine: Engine, host: str, port: int, api_key: str | None,
+          allowed_hosts: tuple[str, ...]) -> None:
+    """Serve the web page and the HTTP API (OpenAPI at /docs).
+
+    Requests must name this server's host (127.0.0.1, localhost, [::1], the bound address or
+    an --allowed-host): others are refused, so a web page cannot reach it by DNS rebinding.
+    """
     try:
         from .server import serve as run_server
     except ImportError as error:
         raise click.ClickException(
             f"the server needs its extra: pip install 'picorigin[server]' ({error})"
         ) from None
-    run_server(engine, host=host, port=port, api_key=api_key, announce=click.echo)
+    try:
+        run_server(engine, host=host, port=port, api_key=api_key,
+                   allowed_hosts=allowed_hosts or None, announce=click.echo)
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command()
