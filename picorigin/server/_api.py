@@ -20,9 +20,12 @@ from .._models import KINDS
 from ._guards import require_key
 from ._runner import EngineRunner
 
-__all__ = ["http_url", "router"]
+__all__ = ["MAX_ID", "http_url", "router"]
 
 MAX_K = 200
+MAX_ID = 2**63 - 1
+"""Largest image id and offset: SQLite's integers are 64-bit, and larger ones would reach it
+only to overflow there (a 500), so they are refused as requests instead."""
 _MAX_TEXT = 2048
 
 router = APIRouter(prefix="/api")
@@ -128,6 +131,8 @@ async def _read_body(request: Request, file_fields: tuple[str, ...]) -> _Body:
             data = await request.json()
         except ValueError:
             raise HTTPException(400, "the body is not valid JSON") from None
+        except RecursionError:  # [[[[... nested past the parser's stack
+            raise HTTPException(400, "the JSON body is nested too deeply") from None
         if not isinstance(data, dict):
             raise HTTPException(400, "the JSON body must be an object, e.g. {\"url\": \"https://...\"}")
         return _Body(data, {})
@@ -164,11 +169,8 @@ def _options(
     extra = extra or {}
     raw_k = body.fields.get("k", k)
     options: dict[str, Any] = {}
-    if raw_k is not None and raw_k != "":
-        try:
-            options["k"] = int(raw_k)
-        except (TypeError, ValueError):
-            raise HTTPException(400, f"k must be a whole number, got {raw_k!r}") from None
+    if raw_k is not None and not (isinstance(raw_k, str) and not raw_k.strip()):
+        options["k"] = _whole_number(raw_k, "k")
         if not 1 <= options["k"] <= MAX_K:
             raise HTTPException(400, f"k must be between 1 and {MAX_K}, got {options['k']}")
     raw_kinds = body.fields.get("kinds", kinds)
@@ -190,6 +192,18 @@ def _options(
     if fast is not None and fast != "":
         options["fast"] = fast is True or str(fast).lower() in {"1", "true", "yes", "on"}
     return options
+
+
+def _whole_number(value: Any, name: str) -> int:
+    """``value`` as an int when it is one (7, 7.0, "7"); else 400. JSON's true, 2.5, Infinity
+    and NaN are refused, not truncated or left to overflow later."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) < 100:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise HTTPException(400, f"{name} must be a whole number, got {str(value)[:100]!r}")
 
 
 def _as_dict(value: Any) -> Any:
@@ -260,7 +274,7 @@ async def add_image(request: Request) -> JSONResponse:
 @router.get("/images", summary="List the collection's images")
 async def list_images(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
     q: str | None = Query(None, max_length=500, description="substring of a URI or creator"),
 ) -> JSONResponse:
@@ -272,14 +286,14 @@ async def list_images(
 
 
 @router.get("/images/{image_id}", summary="One image's full record")
-async def get_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+async def get_image(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> JSONResponse:
     runner = _runner(request)
     return JSONResponse(await runner.read(runner.engine.info, image_id))
 
 
 @router.delete("/images/{image_id}", summary="Remove an image from the collection",
                dependencies=[Depends(require_key)])
-async def delete_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+async def delete_image(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> JSONResponse:
     runner = _runner(request)
     await runner.write(runner.engine.remove, image_id)
     return JSONResponse({"deleted": image_id})
@@ -288,7 +302,7 @@ async def delete_image(request: Request, image_id: int = Path(ge=0)) -> JSONResp
 @router.get("/images/{image_id}/thumbnail", summary="A small JPEG of the image",
             response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-async def thumbnail(request: Request, image_id: int = Path(ge=0)) -> Response:
+async def thumbnail(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     runner = _runner(request)
     if not runner.has("thumbnail"):
         raise HTTPException(501, "this engine does not keep thumbnails yet")

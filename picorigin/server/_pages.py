@@ -14,6 +14,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from ._api import MAX_ID
+
 __all__ = ["render_error", "router", "templates"]
 
 templates = Jinja2Templates(directory=str(FsPath(__file__).parent / "templates"))
@@ -93,7 +95,7 @@ async def search_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-async def image_page(request: Request, image_id: int = Path(ge=0)) -> HTMLResponse:
+async def image_page(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> HTMLResponse:
     runner = request.app.state.runner
     info = await runner.read(runner.engine.info, image_id)
     columns = [  # location fields that any location fills in, in the catalog's order
@@ -111,7 +113,7 @@ async def image_page(request: Request, image_id: int = Path(ge=0)) -> HTMLRespon
 @router.get("/collection", response_class=HTMLResponse)
 async def collection_page(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     q: str | None = Query(None, max_length=500),
 ) -> HTMLResponse:
     runner = request.app.state.runner
