@@ -4,11 +4,13 @@ Each must get a 4xx with the one JSON error shape."""
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import httpx
 import pytest
 from helpers import jpeg_bytes, photo
+from PIL import Image
 
 from picorigin import Engine
 from picorigin.server import create_app
@@ -104,3 +106,13 @@ def test_every_field_with_every_json_type(client, path, fields):
         assert response.status_code < 500, (field, value, response.text[:300])
         client_error(response)  # the URLs are private: refused when all else passes
     assert client.engine.stats()["images"] == 1
+
+
+def test_an_upload_too_dear_to_decode_is_413(client):
+    """194 KB that decode to 10000 x 10000 16-bit pixels: refused from the header."""
+    buffer = io.BytesIO()
+    Image.new("I;16", (10_000, 10_000)).save(buffer, "PNG")
+    for path in ("/api/search", "/api/images"):
+        response = client.post(path, files={"file": ("wide.png", buffer.getvalue())})
+        assert response.status_code == 413
+        assert "MiB allowed per image" in client_error(response)
