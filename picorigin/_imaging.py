@@ -8,10 +8,12 @@ Memory: a decode is refused before any pixel is decoded when the header says it 
 than ``max_decode_bytes`` (:data:`DECODE_BUDGET`, 256 MiB) for the decoded pixels and their RGB
 copy; :func:`decode_cost` is the estimate. JPEG is decoded at reduced size (1/2 to 1/8 in the
 DCT domain), so its cost is that of the reduced image; PNG, GIF, WebP, TIFF, BMP and HEIF can
-only be decoded whole. Measured peak of one decode (``tests/test_imaging_budget.py`` prints it):
-a 100 MP 8-bit RGB PNG (400 MB estimated) stays under ~0.5 GB above the process's baseline; a
-10000 x 10000 16-bit grey PNG (700 MB estimated) is refused within milliseconds. Decodes run
-side by side in threads (no process-wide lock), so a request's peak adds to the others'.
+only be decoded whole. Measured peak of one decode above the process's baseline (ru_maxrss,
+the largest admitted PNG of each kind): 8000 x 8000 RGB 288 MiB in 1.3 s, 7200 x 7200 grey
+292 MiB, 5700 x 5700 RGBA 292 MiB, 6000 x 6000 16-bit 250 MiB in 0.9 s (903 MiB and 3.7 s
+before 16-bit conversion went by strips); so about 300 MiB per request at most. A 10000 x
+10000 16-bit PNG (668 MiB estimated) is refused in milliseconds. Decodes run side by side in
+threads (no process-wide lock), so concurrent requests' peaks add up.
 """
 
 from __future__ import annotations
