@@ -186,8 +186,9 @@ def expand_sources(args: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     Yields
     ------
     str
-        A file path or URL. A path that does not exist is yielded as given, so that reading it
-        reports the error rather than losing it.
+        A file path or URL. A path that does not exist, a folder that cannot be listed and a
+        list file that cannot be read are yielded too, so that reading them reports the error
+        rather than losing it.
     """
     seen_lists: set[str] = set()
     for arg in args:
@@ -317,6 +318,11 @@ def _read_file(source: str | os.PathLike[str], max_bytes: int) -> tuple[str, byt
         # stat before open: opening a FIFO or device could block or never end.
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
+            try:
+                os.scandir(path).close()
+            except OSError as error:  # what indexing a folder tree yields for such a folder
+                raise ImageError(f"cannot list this folder: {error.strerror or error}",
+                                 source=path) from None
             raise ImageError("is a folder, not an image file (index it to read the images in it)",
                              source=path)
         if not stat.S_ISREG(mode):
@@ -351,21 +357,29 @@ def _expand(source: str, seen_lists: set[str]) -> Iterator[str]:
         if real in seen_lists:  # listed twice, or lists that include each other
             return
         seen_lists.add(real)
-        for entry in _read_list(path):
+        try:
+            entries = list(_read_list(path))
+        except OSError:  # unreadable: yielded, so that reading it reports why
+            yield source
+            return
+        for entry in entries:
             yield from _expand(entry, seen_lists)
     else:
         yield source
 
 
 def _walk(folder: str) -> Iterator[str]:
-    def report(error: OSError) -> None:
-        logger.warning("cannot list folder %s: %s", error.filename, error.strerror)
-
-    for parent, folders, files in os.walk(folder, onerror=report):
+    # A folder that cannot be listed is yielded itself: reading it then fails with the reason,
+    # so the index reports it as a failure instead of silently indexing less.
+    unlistable: list[OSError] = []
+    for parent, folders, files in os.walk(folder, onerror=unlistable.append):
+        yield from (error.filename for error in unlistable)
+        unlistable.clear()
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield os.path.join(parent, name)
+    yield from (error.filename for error in unlistable)
 
 
 def _read_list(path: str) -> Iterator[str]:
