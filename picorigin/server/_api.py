@@ -8,6 +8,7 @@ treated as a path, so no request can make the server read its own files.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from .._models import KINDS
 from ._guards import require_key
 from ._runner import EngineRunner
 
-__all__ = ["MAX_ID", "http_url", "router"]
+__all__ = ["MAX_ID", "http_url", "public", "router"]
 
 MAX_K = 200
 MAX_ID = 2**63 - 1
@@ -29,6 +30,32 @@ only to overflow there (a 500), so they are refused as requests instead."""
 _MAX_TEXT = 2048
 
 router = APIRouter(prefix="/api")
+
+
+# Keys whose values may be server paths: where an image was indexed from, the data folder.
+_PATH_KEYS = frozenset(["uri", "uris", "data_folder"])
+_LOCAL_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
+# An absolute path inside a sentence (not a URL's path: that follows a host or "//").
+# Greedy across spaces: it may swallow words between two paths, never leave a folder name.
+_PATH_IN_TEXT = re.compile(r"(?<![\w:/.])/(?:[^/\n]*/)*([^\s/]+)")
+
+
+def public(value: Any, key: str | None = None) -> Any:
+    """``value`` (an engine answer) with every local path cut to its last name.
+
+    Anyone who can reach the server may read these answers, and absolute paths tell them the
+    server's user and folder layout; the file name alone still tells the owner which file it
+    is (the id says the rest). URLs and upload labels (``upload:HASH/NAME``) pass unchanged.
+    """
+    if isinstance(value, dict):
+        return {k: public(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v, key) for v in value]
+    if key in _PATH_KEYS and isinstance(value, str) and _LOCAL_PATH.match(value):
+        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value
+    if key == "evidence" and isinstance(value, str):  # "first seen ... on /home/me/a.jpg"
+        return _PATH_IN_TEXT.sub(lambda m: m.group(1), value)
+    return value
 
 
 def _runner(request: Request) -> EngineRunner:
@@ -241,7 +268,7 @@ async def search(
     options = _options(body, k, kinds, {"label": label, "colour": colour, "fast": fast})
     runner = _runner(request)
     result = await runner.read(runner.engine.search, source, **options)
-    return JSONResponse(_as_dict(result))
+    return JSONResponse(public(_as_dict(result)))
 
 
 @router.post("/images", status_code=201, summary="Add an image to the collection",
@@ -268,7 +295,7 @@ async def add_image(request: Request) -> JSONResponse:
         metadata={k: v for k, v in metadata.items() if v} or None,
     )
     info = await runner.read(runner.engine.info, image_id)
-    return JSONResponse({"id": image_id, "image": info}, status_code=201)
+    return JSONResponse({"id": image_id, "image": public(info)}, status_code=201)
 
 
 @router.get("/images", summary="List the collection's images")
@@ -282,13 +309,13 @@ async def list_images(
     if not runner.has("list_images"):
         raise HTTPException(501, "this engine cannot list its images yet")
     page = await runner.read(runner.engine.list_images, offset=offset, limit=limit, q=q or None)
-    return JSONResponse({"offset": offset, "limit": limit, **page})
+    return JSONResponse(public({"offset": offset, "limit": limit, **page}))
 
 
 @router.get("/images/{image_id}", summary="One image's full record")
 async def get_image(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> JSONResponse:
     runner = _runner(request)
-    return JSONResponse(await runner.read(runner.engine.info, image_id))
+    return JSONResponse(public(await runner.read(runner.engine.info, image_id)))
 
 
 @router.delete("/images/{image_id}", summary="Remove an image from the collection",
@@ -322,13 +349,13 @@ async def compare(request: Request) -> JSONResponse:
     body = await _read_body(request, ("a", "b"))
     a, _ = body.source("a", "a")
     b, _ = body.source("b", "b")
-    return JSONResponse(_as_dict(await runner.read(runner.engine.compare, a, b)))
+    return JSONResponse(public(_as_dict(await runner.read(runner.engine.compare, a, b))))
 
 
 @router.get("/stats", summary="Counts and index sizes")
 async def stats(request: Request) -> JSONResponse:
     runner = _runner(request)
-    result = dict(await runner.read(runner.engine.stats))
+    result = public(dict(await runner.read(runner.engine.stats)))
     result["server"] = {
         "max_upload_bytes": request.app.state.max_upload_bytes,
         "api_key_required": request.app.state.api_key is not None,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ._api import MAX_ID
+from ._api import MAX_ID, public
 
 __all__ = ["render_error", "router", "templates"]
 
@@ -89,7 +89,7 @@ def render_error(request: Request, status: int, message: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 async def search_page(request: Request) -> HTMLResponse:
     runner = request.app.state.runner
-    stats = await runner.read(runner.engine.stats)
+    stats = public(await runner.read(runner.engine.stats))
     return _page(request, "search.html", {"stats": stats,
                                           "max_upload_bytes": request.app.state.max_upload_bytes})
 
@@ -97,7 +97,7 @@ async def search_page(request: Request) -> HTMLResponse:
 @router.get("/images/{image_id}", response_class=HTMLResponse)
 async def image_page(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> HTMLResponse:
     runner = request.app.state.runner
-    info = await runner.read(runner.engine.info, image_id)
+    info = public(await runner.read(runner.engine.info, image_id))
     columns = [  # location fields that any location fills in, in the catalog's order
         name for name in (info["locations"][0] if info.get("locations") else {})
         if any(loc.get(name) not in (None, "") for loc in info["locations"])
@@ -117,10 +117,11 @@ async def collection_page(
     q: str | None = Query(None, max_length=500),
 ) -> HTMLResponse:
     runner = request.app.state.runner
-    stats = await runner.read(runner.engine.stats)
+    stats = public(await runner.read(runner.engine.stats))
     page = None
     if runner.has("list_images"):
-        page = await runner.read(runner.engine.list_images, offset=offset, limit=48, q=q or None)
+        page = public(await runner.read(runner.engine.list_images, offset=offset, limit=48,
+                                        q=q or None))
     return _page(request, "collection.html", {
         "stats": stats, "page": page, "offset": offset, "limit": 48, "q": q or "",
         "has_thumbnail": runner.has("thumbnail"),

@@ -116,3 +116,49 @@ def test_an_upload_too_dear_to_decode_is_413(client):
         response = client.post(path, files={"file": ("wide.png", buffer.getvalue())})
         assert response.status_code == 413
         assert "MiB allowed per image" in client_error(response)
+
+
+def test_no_answer_shows_a_server_path(tmp_path_factory, serve_app, photo_dir):
+    """Stats, listings, records, search results and pages name local files by file name only."""
+    root = tmp_path_factory.mktemp("secret-folder-name")
+    with Engine(root / "data") as engine, serve_app(create_app(engine)) as url, \
+            httpx.Client(base_url=url, timeout=60) as client:
+        engine.index([str(photo_dir)], workers=1)
+        image_id = engine.search(str(photo_dir / "rocket.jpg"), k=1).matches[0].id
+        uploaded = client.post("/api/images", files={"file": ("mine.jpg", jpeg_bytes(
+            photo("rocket").rotate(3)))}).json()
+        answers = {
+            "stats": client.get("/api/stats"),
+            "list": client.get("/api/images"),
+            "record": client.get(f"/api/images/{image_id}"),
+            "search": client.post("/api/search", files={"file": ("q.jpg", (
+                photo_dir / "rocket.jpg").read_bytes())}),
+            "page": client.get(f"/images/{image_id}"),
+            "collection": client.get("/collection"),
+            "home": client.get("/"),
+        }
+        for name, response in answers.items():
+            assert response.status_code == 200, name
+            assert str(photo_dir) not in response.text and str(root) not in response.text, name
+        record = answers["record"].json()
+        assert record["uris"] == ["rocket.jpg"]
+        assert [loc["uri"] for loc in record["locations"]] == ["rocket.jpg"]
+        assert answers["stats"].json()["data_folder"] == "data"
+        assert answers["search"].json()["matches"][0]["uri"] == "rocket.jpg"
+        upload_uri = uploaded["image"]["uris"][0]
+        assert upload_uri.startswith("upload:") and upload_uri.endswith("/mine.jpg")
+
+
+@pytest.mark.parametrize("given, shown", [
+    ({"uri": "/home/me/pics/a.jpg"}, {"uri": "a.jpg"}),
+    ({"uris": ["C:\\Users\\me\\b.png", "https://x.org/p/b.png", "upload:ab12/c.png"]},
+     {"uris": ["b.png", "https://x.org/p/b.png", "upload:ab12/c.png"]}),
+    ({"data_folder": "/srv/picorigin-data"}, {"data_folder": "picorigin-data"}),
+    ({"evidence": ["first seen 2026-01-01 on /home/me/my photos/a.jpg", "seen on https://x.org/a/b"]},
+     {"evidence": ["first seen 2026-01-01 on a.jpg", "seen on https://x.org/a/b"]}),
+    ({"metadata": {"title": "/not/a/location"}}, {"metadata": {"title": "/not/a/location"}}),
+])
+def test_public_cuts_paths_to_names(given, shown):
+    from picorigin.server._api import public
+
+    assert public(given) == shown
