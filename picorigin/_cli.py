@@ -13,7 +13,7 @@ from typing import Any, Callable
 import click
 
 from ._engine import Engine, default_data_folder
-from ._errors import PicoriginError
+from ._errors import PicoriginError, SettingError
 from ._models import KINDS, IndexReport, SearchResult
 from ._settings import SETTINGS
 
@@ -30,30 +30,50 @@ def _parse_settings(values: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
-def engine_command(func: Callable) -> Callable:
-    """Give a command ``--db`` and ``--setting`` and pass it an open Engine."""
+class _BadOption(click.ClickException):
+    """A bad option value, said on one line (no usage block) with the usage exit status, 2."""
 
-    @click.option(
-        "--db",
-        "db",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Data folder [default: $PICORIGIN_DB, else ./picorigin-data].",
-    )
-    @click.option(
+    exit_code = 2
+
+
+def _engine_options(func: Callable) -> Callable:
+    """``--db`` and ``--setting``: taken by the group and by every engine command, so they may
+    come before or after the command's name."""
+    func = click.option(
         "--setting",
         "-s",
         "settings",
         multiple=True,
         metavar="NAME=VALUE",
         help="Override a setting (see `picorigin settings`); repeatable.",
-    )
+    )(func)
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(path_type=Path),  # a file given is refused on one line, below
+        default=None,
+        help="Data folder [default: $PICORIGIN_DB, else ./picorigin-data].",
+    )(func)
+
+
+def engine_command(func: Callable) -> Callable:
+    """Give a command ``--db`` and ``--setting`` and pass it an open Engine."""
+
+    @_engine_options
     @functools.wraps(func)
     def wrapper(db: Path | None, settings: tuple[str, ...], **kwargs: Any) -> Any:
+        outer = click.get_current_context().find_root().obj or {}
+        db = db or outer.get("db")
+        settings = (*outer.get("settings", ()), *settings)  # after the command wins
         try:
             engine = Engine(db or default_data_folder(), settings=_parse_settings(settings))
         except PicoriginError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # the data folder cannot be created or opened
+            where = error.filename or db or default_data_folder()
+            raise _BadOption(
+                f"--db: cannot use {where} as the data folder: {error.strerror or error}"
+            ) from None
         with engine:
             return func(engine, **kwargs)
 
@@ -62,12 +82,15 @@ def engine_command(func: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="picorigin")
-def cli() -> None:
+@_engine_options
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, settings: tuple[str, ...]) -> None:
     """picorigin: find where an image came from and every copy of it.
 
     Index folders, files, URLs and list files, then search with an image. Everything lives in one
-    data folder (SQLite catalog + FAISS index files).
+    data folder (SQLite catalog + FAISS index files). --db and -s go before or after the command.
     """
+    ctx.obj = {"db": db, "settings": settings}
 
 
 class _Progress:
@@ -436,22 +459,40 @@ def stats(engine: Engine, as_json: bool) -> None:
         click.echo(f"stage {name:<8}off: {reason}")
 
 
+def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise _BadOption("--api-key must not be blank; leave it out to run without a key")
+    return value
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; beyond loopback, writes need an API key.")
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--api-key", envvar="PICORIGIN_API_KEY", default=None,
+@click.option("--api-key", envvar="PICORIGIN_API_KEY", default=None, callback=_not_blank,
               help="Key required on write endpoints [env: PICORIGIN_API_KEY].")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+              help="Also answer requests for this host name (a proxy's or the LAN's name); "
+              "repeatable; others get 421 [env: PICORIGIN_ALLOWED_HOSTS, comma-separated].")
 @engine_command
-def serve(engine: Engine, host: str, port: int, api_key: str | None) -> None:
-    """Serve the web page and the HTTP API (OpenAPI at /docs)."""
+def serve(engine: Engine, host: str, port: int, api_key: str | None,
+          allowed_hosts: tuple[str, ...]) -> None:
+    """Serve the web page and the HTTP API (OpenAPI at /docs).
+
+    Requests must name this server's host (127.0.0.1, localhost, [::1], the bound address or
+    an --allowed-host): others are refused, so a web page cannot reach it by DNS rebinding.
+    """
     try:
         from .server import serve as run_server
     except ImportError as error:
         raise click.ClickException(
             f"the server needs its extra: pip install 'picorigin[server]' ({error})"
         ) from None
-    run_server(engine, host=host, port=port, api_key=api_key, announce=click.echo)
+    try:
+        run_server(engine, host=host, port=port, api_key=api_key,
+                   allowed_hosts=allowed_hosts or None, announce=click.echo)
+    except SettingError as error:  # a malformed --allowed-host
+        raise _BadOption(str(error)) from None
 
 
 @cli.command()

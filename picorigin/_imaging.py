@@ -3,6 +3,17 @@
 Every input is untrusted. Sizes are checked from the header before any pixel is decoded, only
 the formats picorigin needs are opened (never, say, EPS, which runs Ghostscript), and whatever
 Pillow raises or warns on bad data becomes one of the errors in ``_errors``.
+
+Memory: a decode is refused before any pixel is decoded when the header says it would need more
+than ``max_decode_bytes`` (:data:`DECODE_BUDGET`, 256 MiB) for the decoded pixels and their RGB
+copy; :func:`decode_cost` is the estimate. JPEG is decoded at reduced size (1/2 to 1/8 in the
+DCT domain), so its cost is that of the reduced image; PNG, GIF, WebP, TIFF, BMP and HEIF can
+only be decoded whole. Measured peak of one decode above the process's baseline (ru_maxrss,
+the largest admitted PNG of each kind): 8000 x 8000 RGB 288 MiB in 1.3 s, 7200 x 7200 grey
+292 MiB, 5700 x 5700 RGBA 292 MiB, 6000 x 6000 16-bit 250 MiB in 0.9 s (903 MiB and 3.7 s
+before 16-bit conversion went by strips); so about 300 MiB per request at most. A 10000 x
+10000 16-bit PNG (668 MiB estimated) is refused in milliseconds. Decodes run side by side in
+threads (no process-wide lock), so concurrent requests' peaks add up.
 """
 
 from __future__ import annotations
@@ -30,8 +41,8 @@ from ._fetch import fetch
 from ._metadata import iter_jpeg_segments, read_metadata
 from ._settings import SETTINGS, resolve_settings
 
-__all__ = ["IMAGE_EXTENSIONS", "LIST_EXTENSIONS", "Decoded", "decode", "expand_sources",
-           "read_source"]
+__all__ = ["DECODE_BUDGET", "IMAGE_EXTENSIONS", "LIST_EXTENSIONS", "Decoded", "decode",
+           "decode_cost", "expand_sources", "read_source"]
 
 logger = logging.getLogger("picorigin")
 
@@ -71,6 +82,19 @@ _WIDE_MODES = frozenset(["I;16", "I;16B", "I;16L", "I;16N", "I", "F"])
 _JPEG_METADATA_MARKERS = frozenset([*range(0xE0, 0xEE), 0xEF, 0xFE])
 
 _DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
+
+DECODE_BUDGET = 256 * 2**20
+"""Most memory one decode may need, in bytes, as :func:`decode_cost` estimates it from the
+header. 256 MiB admits a 64 MP RGB PNG or a 50 MP grey or palette one, and any JPEG up to
+``max_pixels`` (decoded reduced); it refuses uploads far dearer than their size: a 194 KB
+10000 x 10000 16-bit PNG (700 MB decoded, 3 GB and 9 s per search before), or its 12 KB
+1-bit twin (500 MB, 3 s)."""
+
+# Bytes Pillow keeps per pixel, by mode: 1 for one-byte modes, 2 for 16-bit grey, 4 for every
+# other (multi-band modes, RGB included, are stored padded to 32 bits).
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Pixels converted at a time from 16/32-bit and float modes: bounds the float temporaries.
+_STRIP_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -162,8 +186,9 @@ def expand_sources(args: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     Yields
     ------
     str
-        A file path or URL. A path that does not exist is yielded as given, so that reading it
-        reports the error rather than losing it.
+        A file path or URL. A path that does not exist, a folder that cannot be listed and a
+        list file that cannot be read are yielded too, so that reading them reports the error
+        rather than losing it.
     """
     seen_lists: set[str] = set()
     for arg in args:
@@ -177,6 +202,7 @@ def decode(
     working_side: int | None = 512,
     max_pixels: int = _DEFAULTS["max_pixels"],
     max_side: int = _DEFAULTS["max_side"],
+    max_decode_bytes: int = DECODE_BUDGET,
 ) -> Decoded:
     """Decode image bytes into one working form: an upright RGB uint8 image.
 
@@ -193,6 +219,9 @@ def decode(
         Images whose header states more pixels, or a longer side, are refused before decoding.
         Pillow's own limit applies too (it refuses over twice ``Image.MAX_IMAGE_PIXELS``, about
         179 million pixels) and is reported the same way.
+    max_decode_bytes : int
+        Images whose decode would need more memory (:func:`decode_cost`, after JPEG's reduced
+        decoding is chosen) are refused before decoding.
 
     Returns
     -------
@@ -205,7 +234,7 @@ def decode(
     CorruptImage
         Empty, truncated or damaged data.
     ImageTooLarge
-        Over ``max_pixels`` or ``max_side``.
+        Over ``max_pixels``, ``max_side`` or ``max_decode_bytes``.
     """
     if not data:
         raise CorruptImage("empty file (0 bytes)", source=source)
@@ -218,6 +247,7 @@ def decode(
             # draft() takes the largest DCT scale (1/2, 1/4, 1/8) keeping both sides >= the
             # request; asking 1 px of the shorter side lets the longer one alone decide.
             image.draft("RGB", (working_side, 1) if width >= height else (1, working_side))
+        _check_cost(image, max_decode_bytes, source)
         try:
             image.load()
             metadata = read_metadata(image, data)
@@ -243,12 +273,56 @@ def decode(
     )
 
 
+def decode_cost(mode: str, width: int, height: int, *, transparency: bool = False) -> int:
+    """Bytes of memory decoding an image to RGB needs at its peak, estimated from its header.
+
+    Parameters
+    ----------
+    mode : str
+        Pillow's mode of the decoded pixels (``"RGB"``, ``"I;16"``, ``"1"``, ...).
+    width, height : int
+        The size decoded (for JPEG, after the reduction chosen by ``draft``).
+    transparency : bool
+        A palette or grey image with a transparent colour: composited through RGBA.
+
+    Returns
+    -------
+    int
+        Decoded pixels, plus the RGB copy (4 bytes a pixel) when the mode is not RGB, plus an
+        8-bit grey step for 16/32-bit and float modes and an RGBA step for transparency.
+    """
+    stored = _STORED_BYTES.get(mode, 4)
+    if mode == "RGB":
+        return width * height * stored
+    extra = 4 + (1 if mode in _WIDE_MODES else 0)
+    if mode != "RGBA" and (mode in _ALPHA_MODES or transparency):
+        extra += 4  # the RGBA image composited over white
+    return width * height * (stored + extra)
+
+
+def _check_cost(image: Image.Image, budget: int, source: str) -> None:
+    width, height = image.size
+    cost = decode_cost(image.mode, width, height, transparency="transparency" in image.info)
+    if cost > budget:
+        raise ImageTooLarge(
+            f"{width}x{height} {image.mode} {image.format} image: decoding it would take about "
+            f"{cost / 2**20:,.0f} MiB, more than the {budget / 2**20:,.0f} MiB allowed per image "
+            "(only JPEG can be decoded at reduced size); send a smaller version or a JPEG",
+            source=source,
+        )
+
+
 def _read_file(source: str | os.PathLike[str], max_bytes: int) -> tuple[str, bytes]:
     path = os.path.abspath(os.path.expanduser(os.fspath(source)))
     try:
         # stat before open: opening a FIFO or device could block or never end.
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
+            try:
+                os.scandir(path).close()
+            except OSError as error:  # what indexing a folder tree yields for such a folder
+                raise ImageError(f"cannot list this folder: {error.strerror or error}",
+                                 source=path) from None
             raise ImageError("is a folder, not an image file (index it to read the images in it)",
                              source=path)
         if not stat.S_ISREG(mode):
@@ -283,21 +357,29 @@ def _expand(source: str, seen_lists: set[str]) -> Iterator[str]:
         if real in seen_lists:  # listed twice, or lists that include each other
             return
         seen_lists.add(real)
-        for entry in _read_list(path):
+        try:
+            entries = list(_read_list(path))
+        except OSError:  # unreadable: yielded, so that reading it reports why
+            yield source
+            return
+        for entry in entries:
             yield from _expand(entry, seen_lists)
     else:
         yield source
 
 
 def _walk(folder: str) -> Iterator[str]:
-    def report(error: OSError) -> None:
-        logger.warning("cannot list folder %s: %s", error.filename, error.strerror)
-
-    for parent, folders, files in os.walk(folder, onerror=report):
+    # A folder that cannot be listed is yielded itself: reading it then fails with the reason,
+    # so the index reports it as a failure instead of silently indexing less.
+    unlistable: list[OSError] = []
+    for parent, folders, files in os.walk(folder, onerror=unlistable.append):
+        yield from (error.filename for error in unlistable)
+        unlistable.clear()
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield os.path.join(parent, name)
+    yield from (error.filename for error in unlistable)
 
 
 def _read_list(path: str) -> Iterator[str]:
@@ -312,21 +394,44 @@ def _read_list(path: str) -> Iterator[str]:
             yield entry
 
 
-# warnings.catch_warnings swaps process-wide state (Python < 3.14): two threads decoding at once
-# (the HTTP server) could restore each other's filters. One decode at a time holds it.
-_WARNINGS_LOCK = threading.Lock()
+# warnings.catch_warnings swaps process-wide state (Python < 3.14), so two threads each entering
+# it could restore each other's filters. Instead the first decode in flight installs one logging
+# hook and the last one out restores what was there; in between, a warning is logged with the
+# source its own thread is decoding, and warnings of threads not decoding go where they went.
+_HOOK_LOCK = threading.Lock()
+_HOOK: dict[str, Any] = {"users": 0, "saved": None}
+_DECODING = threading.local()
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    source = getattr(_DECODING, "source", None)
+    if source is not None:
+        logger.debug("%s: %s", source, message)
+    else:
+        _HOOK["saved"]._showwarning(message, category, filename, lineno, file, line)
 
 
 @contextlib.contextmanager
 def _pillow_warnings_logged(source: str) -> Iterator[None]:
     """Log, rather than emit, what Pillow warns about untrusted input (bombs, bad EXIF, ...)."""
-    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for warning in caught:
-                logger.debug("%s: %s", source, warning.message)
+    with _HOOK_LOCK:
+        if _HOOK["users"] == 0:
+            saved = warnings.catch_warnings()
+            saved.__enter__()
+            warnings.simplefilter("always")  # also over an "error" filter: bad input is no bug
+            warnings.showwarning = _log_warning
+            _HOOK["saved"] = saved
+        _HOOK["users"] += 1
+    outer, _DECODING.source = getattr(_DECODING, "source", None), source
+    try:
+        yield
+    finally:
+        _DECODING.source = outer
+        with _HOOK_LOCK:
+            _HOOK["users"] -= 1
+            if _HOOK["users"] == 0:
+                _HOOK.pop("saved").__exit__(None, None, None)
+                _HOOK["saved"] = None
 
 
 def _open(data: bytes, source: str) -> Image.Image:
@@ -413,9 +518,9 @@ def _to_rgb(image: Image.Image, source: str) -> Image.Image:
     if image.mode in _WIDE_MODES:
         image = _to_8bit(image)
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, "white")
-        flat.paste(rgba, mask=rgba.getchannel("A"))
+        flat.paste(rgba, mask=rgba)  # an RGBA mask pastes through its alpha, with no copy of it
         return flat
     if image.mode == "RGB":
         return image  # convert() would copy, which costs as much as a reduced JPEG decode
@@ -428,13 +533,13 @@ def _to_rgb(image: Image.Image, source: str) -> Image.Image:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """Map 16-bit, 32-bit integer and float greyscale to 8-bit ``L``."""
-    values = np.asarray(image, dtype=np.float64)
+    """Map 16-bit, 32-bit integer and float greyscale to 8-bit ``L``, a strip of rows at a time
+    (whole, the float64 temporaries took 3 GB for a 10000 x 10000 16-bit image)."""
     if image.mode.startswith("I;16"):
         scale = 1 / 257
     else:
         # Modes I and F carry no range; judge it from the values (1.0, 255 or 65535 white).
-        peak = float(values.max(initial=0.0))
+        peak = float(image.getextrema()[1])
         if image.mode == "F" and peak <= 1.0:
             scale = 255.0
         elif peak <= 255:
@@ -443,7 +548,14 @@ def _to_8bit(image: Image.Image) -> Image.Image:
             scale = 1 / 257
         else:
             scale = 255 / peak
-    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + rows))), np.float64)
+        np.clip(np.rint(strip * scale), 0, 255, out=strip)
+        out[top : top + len(strip)] = strip
+    return Image.fromarray(out)
 
 
 def _jpeg_sha256(data: bytes, orientation: int) -> str:
@@ -469,5 +581,8 @@ def _jpeg_sha256(data: bytes, orientation: int) -> str:
 
 def _rgb_sha256(rgb: Image.Image) -> str:
     digest = hashlib.sha256(b"RGB %d %d\n" % rgb.size)
-    digest.update(rgb.tobytes())
+    width, height = rgb.size
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):  # strips: tobytes() of the whole would copy it whole
+        digest.update(rgb.crop((0, top, width, min(height, top + rows))).tobytes())
     return digest.hexdigest()

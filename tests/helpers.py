@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -73,3 +75,32 @@ def distinct_pictures(folder, names, seed: int = 0, size=(360, 270)):
         image.save(path, quality=90)
         paths.append(path)
     return paths
+
+
+# Strips and specks: ORB's pyramid once rounded the thin side of such images to 0 pixels.
+EXTREME_SIZES = [(1, 1), (2, 1), (3, 3), (1, 640), (640, 1), (2, 2000), (6, 5000), (5000, 6),
+                 (30000, 1), (1, 30000), (40, 3000), (3000, 40), (64, 64)]
+
+
+def extreme_folder(root: Path, photo_dir: Path) -> list[Path]:
+    """Write 25 images to ``root/mixed``: the sample photos (JPEG from ``photo_dir``), noise of
+    each of EXTREME_SIZES and photo strips in several modes and formats; return their paths."""
+    folder = root / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for name in PHOTOS:
+        shutil.copy(photo_dir / f"{name}.jpg", folder / f"{name}.jpg")
+    for w, h in EXTREME_SIZES:
+        noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(folder / f"noise_{w}x{h}.png")
+    astronaut = photo("astronaut")
+    astronaut.resize((1, 640)).convert("L").save(folder / "grey_1x640.png")
+    astronaut.resize((2000, 2)).convert("RGBA").save(folder / "rgba_2000x2.png")
+    astronaut.resize((6, 5000)).convert("P").save(folder / "palette_6x5000.png")
+    Image.fromarray((rng.integers(0, 65536, (2000, 2))).astype(np.uint16)).save(
+        folder / "wide_2x2000.png")
+    astronaut.resize((8, 4000)).save(folder / "strip_8x4000.jpg", quality=90)
+    astronaut.resize((4000, 8)).save(folder / "strip_4000x8.webp")
+    files = sorted(folder.iterdir())
+    assert len(files) == 25
+    return files

@@ -56,6 +56,10 @@ GRID = 4
 # ORB's per-level pyramid; kept explicit so a stored signal can say how it was made.
 _SCALE_FACTOR = 1.2
 _LEVELS = 8
+# ORB finds no keypoint within this many pixels of any border (its default edgeThreshold and
+# patchSize), so a working image whose shorter side is under twice it can hold none; OpenCV
+# would also fail building its pyramid, whose coarse levels round such a side to 0 pixels.
+_BORDER = 31
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ def _grid_select(keypoints: list, shape: tuple[int, int], n: int, grid: int) -> 
 def _orb(gray: np.ndarray, n_features: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
+    if min(gray.shape) <= 2 * _BORDER:  # a thin strip (1x640, 6x5000): nothing to find
+        return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
     orb = cv2.ORB_create(
         nfeatures=(3 if grid > 1 else 1) * n_features,
         scaleFactor=_SCALE_FACTOR,

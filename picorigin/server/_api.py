@@ -8,6 +8,7 @@ treated as a path, so no request can make the server read its own files.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,12 +21,41 @@ from .._models import KINDS
 from ._guards import require_key
 from ._runner import EngineRunner
 
-__all__ = ["http_url", "router"]
+__all__ = ["MAX_ID", "http_url", "public", "router"]
 
 MAX_K = 200
+MAX_ID = 2**63 - 1
+"""Largest image id and offset: SQLite's integers are 64-bit, and larger ones would reach it
+only to overflow there (a 500), so they are refused as requests instead."""
 _MAX_TEXT = 2048
 
 router = APIRouter(prefix="/api")
+
+
+# Keys whose values may be server paths: where an image was indexed from, the data folder.
+_PATH_KEYS = frozenset(["uri", "uris", "data_folder"])
+_LOCAL_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
+# An absolute path inside a sentence (not a URL's path: that follows a host or "//").
+# Greedy across spaces: it may swallow words between two paths, never leave a folder name.
+_PATH_IN_TEXT = re.compile(r"(?<![\w:/.])/(?:[^/\n]*/)*([^\s/]+)")
+
+
+def public(value: Any, key: str | None = None) -> Any:
+    """``value`` (an engine answer) with every local path cut to its last name.
+
+    Anyone who can reach the server may read these answers, and absolute paths tell them the
+    server's user and folder layout; the file name alone still tells the owner which file it
+    is (the id says the rest). URLs and upload labels (``upload:HASH/NAME``) pass unchanged.
+    """
+    if isinstance(value, dict):
+        return {k: public(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v, key) for v in value]
+    if key in _PATH_KEYS and isinstance(value, str) and _LOCAL_PATH.match(value):
+        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value
+    if key == "evidence" and isinstance(value, str):  # "first seen ... on /home/me/a.jpg"
+        return _PATH_IN_TEXT.sub(lambda m: m.group(1), value)
+    return value
 
 
 def _runner(request: Request) -> EngineRunner:
@@ -128,6 +158,8 @@ async def _read_body(request: Request, file_fields: tuple[str, ...]) -> _Body:
             data = await request.json()
         except ValueError:
             raise HTTPException(400, "the body is not valid JSON") from None
+        except RecursionError:  # [[[[... nested past the parser's stack
+            raise HTTPException(400, "the JSON body is nested too deeply") from None
         if not isinstance(data, dict):
             raise HTTPException(400, "the JSON body must be an object, e.g. {\"url\": \"https://...\"}")
         return _Body(data, {})
@@ -164,11 +196,8 @@ def _options(
     extra = extra or {}
     raw_k = body.fields.get("k", k)
     options: dict[str, Any] = {}
-    if raw_k is not None and raw_k != "":
-        try:
-            options["k"] = int(raw_k)
-        except (TypeError, ValueError):
-            raise HTTPException(400, f"k must be a whole number, got {raw_k!r}") from None
+    if raw_k is not None and not (isinstance(raw_k, str) and not raw_k.strip()):
+        options["k"] = _whole_number(raw_k, "k")
         if not 1 <= options["k"] <= MAX_K:
             raise HTTPException(400, f"k must be between 1 and {MAX_K}, got {options['k']}")
     raw_kinds = body.fields.get("kinds", kinds)
@@ -190,6 +219,18 @@ def _options(
     if fast is not None and fast != "":
         options["fast"] = fast is True or str(fast).lower() in {"1", "true", "yes", "on"}
     return options
+
+
+def _whole_number(value: Any, name: str) -> int:
+    """``value`` as an int when it is one (7, 7.0, "7"); else 400. JSON's true, 2.5, Infinity
+    and NaN are refused, not truncated or left to overflow later."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) < 100:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise HTTPException(400, f"{name} must be a whole number, got {str(value)[:100]!r}")
 
 
 def _as_dict(value: Any) -> Any:
@@ -227,7 +268,7 @@ async def search(
     options = _options(body, k, kinds, {"label": label, "colour": colour, "fast": fast})
     runner = _runner(request)
     result = await runner.read(runner.engine.search, source, **options)
-    return JSONResponse(_as_dict(result))
+    return JSONResponse(public(_as_dict(result)))
 
 
 @router.post("/images", status_code=201, summary="Add an image to the collection",
@@ -254,13 +295,13 @@ async def add_image(request: Request) -> JSONResponse:
         metadata={k: v for k, v in metadata.items() if v} or None,
     )
     info = await runner.read(runner.engine.info, image_id)
-    return JSONResponse({"id": image_id, "image": info}, status_code=201)
+    return JSONResponse({"id": image_id, "image": public(info)}, status_code=201)
 
 
 @router.get("/images", summary="List the collection's images")
 async def list_images(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
     q: str | None = Query(None, max_length=500, description="substring of a URI or creator"),
 ) -> JSONResponse:
@@ -268,18 +309,18 @@ async def list_images(
     if not runner.has("list_images"):
         raise HTTPException(501, "this engine cannot list its images yet")
     page = await runner.read(runner.engine.list_images, offset=offset, limit=limit, q=q or None)
-    return JSONResponse({"offset": offset, "limit": limit, **page})
+    return JSONResponse(public({"offset": offset, "limit": limit, **page}))
 
 
 @router.get("/images/{image_id}", summary="One image's full record")
-async def get_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+async def get_image(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> JSONResponse:
     runner = _runner(request)
-    return JSONResponse(await runner.read(runner.engine.info, image_id))
+    return JSONResponse(public(await runner.read(runner.engine.info, image_id)))
 
 
 @router.delete("/images/{image_id}", summary="Remove an image from the collection",
                dependencies=[Depends(require_key)])
-async def delete_image(request: Request, image_id: int = Path(ge=0)) -> JSONResponse:
+async def delete_image(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> JSONResponse:
     runner = _runner(request)
     await runner.write(runner.engine.remove, image_id)
     return JSONResponse({"deleted": image_id})
@@ -288,7 +329,7 @@ async def delete_image(request: Request, image_id: int = Path(ge=0)) -> JSONResp
 @router.get("/images/{image_id}/thumbnail", summary="A small JPEG of the image",
             response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-async def thumbnail(request: Request, image_id: int = Path(ge=0)) -> Response:
+async def thumbnail(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     runner = _runner(request)
     if not runner.has("thumbnail"):
         raise HTTPException(501, "this engine does not keep thumbnails yet")
@@ -308,13 +349,13 @@ async def compare(request: Request) -> JSONResponse:
     body = await _read_body(request, ("a", "b"))
     a, _ = body.source("a", "a")
     b, _ = body.source("b", "b")
-    return JSONResponse(_as_dict(await runner.read(runner.engine.compare, a, b)))
+    return JSONResponse(public(_as_dict(await runner.read(runner.engine.compare, a, b))))
 
 
 @router.get("/stats", summary="Counts and index sizes")
 async def stats(request: Request) -> JSONResponse:
     runner = _runner(request)
-    result = dict(await runner.read(runner.engine.stats))
+    result = public(dict(await runner.read(runner.engine.stats)))
     result["server"] = {
         "max_upload_bytes": request.app.state.max_upload_bytes,
         "api_key_required": request.app.state.api_key is not None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .._errors import SettingError
 from . import _api, _pages
-from ._guards import UploadCap, install_error_handlers
+from ._guards import (HostGuard, UploadCap, _authority, allowed_hosts_from,
+                      install_error_handlers)
 from ._runner import EngineRunner
 
 __all__ = ["create_app", "is_loopback", "serve"]
@@ -28,6 +29,7 @@ def create_app(
     api_key: str | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     threads: int = 8,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
     """The picorigin web app (API under ``/api``, pages at ``/``, OpenAPI at ``/docs``).
 
@@ -42,6 +44,10 @@ def create_app(
         Largest uploaded image; bigger uploads are answered with 413 before they are read whole.
     threads : int
         Engine calls running at once.
+    allowed_hosts : iterable of str, optional
+        Host names (``name`` or ``name:port``; ``*`` for any) the server answers to besides
+        127.0.0.1, localhost and [::1] on its port and the address a request arrived on;
+        others get 421 (DNS rebinding). Default: ``$PICORIGIN_ALLOWED_HOSTS``, comma-separated.
     """
     if not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
         raise SettingError(f"max_upload_bytes must be a positive int, got {max_upload_bytes!r}")
@@ -57,10 +63,13 @@ def create_app(
     app.state.runner = EngineRunner(engine, threads=threads)
     app.state.api_key = api_key
     app.state.max_upload_bytes = max_upload_bytes
+    app.state.allowed_hosts = allowed_hosts_from(allowed_hosts)
     app.add_middleware(
         UploadCap, cap=max_upload_bytes,
         files_for=lambda path: 2 if path.rstrip("/") == "/api/compare" else 1,
     )
+    # Added last, so outermost: a request for another host is refused before anything else.
+    app.add_middleware(HostGuard, allowed_hosts=app.state.allowed_hosts)
     install_error_handlers(app, _pages.render_error)
     app.include_router(_api.router)
     app.include_router(_pages.router)
@@ -113,19 +122,26 @@ def serve(
     port: int = 8000,
     api_key: str | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    allowed_hosts: Iterable[str] | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve the app with uvicorn until interrupted.
 
     Bound beyond loopback without a key, the server makes one up and ``announce``-s it, so
-    that a server reachable from the network never takes writes from anyone.
+    that a server reachable from the network never takes writes from anyone. A server bound
+    to a host name answers to that name too, besides ``allowed_hosts`` (see `create_app`).
     """
     import uvicorn
+
+    allowed = allowed_hosts_from(allowed_hosts)
+    if host not in ("0.0.0.0", "::", "") and not is_loopback(host):
+        allowed += (_authority(host, port),)
 
     if api_key is None and not is_loopback(host):
         api_key = secrets.token_urlsafe(24)
         announce(f"picorigin: {host} is reachable beyond this machine, so adding and removing "
                  f"images needs an API key; use X-API-Key: {api_key}")
-    app = create_app(engine, api_key=api_key, max_upload_bytes=max_upload_bytes)
+    app = create_app(engine, api_key=api_key, max_upload_bytes=max_upload_bytes,
+                     allowed_hosts=allowed)
     announce(f"picorigin: serving http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="info", ws="none", lifespan="off")

@@ -1,4 +1,5 @@
-"""What stands between a request and the engine: the upload cap, the API key, error mapping.
+"""What stands between a request and the engine: the Host check, the upload cap, the API key,
+error mapping.
 
 Every error leaves the server as ``{"error": {"status": n, "message": "..."}}`` (or, for a person
 browsing an HTML page, as a small HTML page saying the same), so a client never has to parse a
@@ -8,7 +9,9 @@ traceback or a framework-specific shape.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
+import os
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -33,8 +36,11 @@ from .._errors import (
 logger = logging.getLogger("picorigin")
 
 __all__ = [
+    "ALLOWED_HOSTS_ENV",
     "BodyTooLarge",
+    "HostGuard",
     "UploadCap",
+    "allowed_hosts_from",
     "error_body",
     "install_error_handlers",
     "require_key",
@@ -71,6 +77,136 @@ def status_for(exc: PicoriginError) -> int:
 
 def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"status": status, "message": message}}
+
+
+ALLOWED_HOSTS_ENV = "PICORIGIN_ALLOWED_HOSTS"
+"""Environment variable read when no allowed hosts are given: comma-separated names."""
+
+# Names every server answers to, whatever it is bound to: its own machine.
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def allowed_hosts_from(values: Any = None, environ: Any = None) -> tuple[str, ...]:
+    """Normalise the hosts a server answers to besides loopback and its own address.
+
+    Parameters
+    ----------
+    values : iterable of str, optional
+        ``name`` (any port), ``name:port``, ``[v6]:port``, or ``*`` (any host: for a server
+        behind a proxy that checks Host itself). None reads :data:`ALLOWED_HOSTS_ENV`,
+        comma-separated.
+    environ : mapping, optional
+        Defaults to ``os.environ``.
+
+    Returns
+    -------
+    tuple of str
+        Lower-case entries.
+
+    Raises
+    ------
+    SettingError
+        An entry with a scheme, a path, or spaces: the mistake is said rather than never matching.
+    """
+    if values is None:
+        environ = os.environ if environ is None else environ
+        values = environ.get(ALLOWED_HOSTS_ENV, "").split(",")
+    elif isinstance(values, str):
+        values = [values]
+    out = []
+    for value in values:
+        entry = str(value).strip().lower().rstrip(".")
+        if not entry:
+            continue
+        if entry != "*" and (any(c in entry for c in "/@?# \t") or entry.startswith(":")):
+            raise SettingError(
+                f"allowed host {value!r} must be a host name, optionally with :port "
+                "(search.example.com, 192.168.1.5:8000), or *"
+            )
+        out.append(entry)
+    return tuple(out)
+
+
+def _authority(host: str, port: int | None) -> str:
+    """``host:port`` as a Host header spells it; IPv6 addresses in brackets."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass
+    return f"{host}:{port}" if port is not None else host
+
+
+def _split_host(header: str) -> tuple[str, str | None]:
+    """``(name, port or None)`` of a Host header value (lower case, trailing dot dropped)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        name, _, rest = header.partition("]")
+        name += "]"
+        port = rest[1:] if rest.startswith(":") else None
+    else:
+        name, sep, port = header.rpartition(":")
+        if not sep:
+            name, port = header, None
+    return name.rstrip("."), port
+
+
+class HostGuard:
+    """ASGI middleware answering 421 to a request whose ``Host`` this server does not serve.
+
+    Without it, a page on ``attacker.example`` whose DNS name is re-pointed at 127.0.0.1 (DNS
+    rebinding) talks to a loopback server as a same-origin page: its ``Origin`` and ``Host``
+    agree, so the cross-origin check passes and it can read and delete. Browsers always send
+    the name they resolved as ``Host``, so accepting only this machine's names, the address
+    the connection arrived on and the configured names closes that door. A request without
+    ``Host`` (HTTP/1.0 from a script) cannot come from such a page and passes.
+
+    Parameters
+    ----------
+    app : ASGI app
+    allowed_hosts : tuple of str
+        From :func:`allowed_hosts_from`.
+    """
+
+    def __init__(self, app: Any, *, allowed_hosts: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.named = frozenset(allowed_hosts)
+
+    def allows(self, host: str, server: tuple[str, int] | None) -> bool:
+        if self.any_host:
+            return True
+        name, port = _split_host(host)
+        local_port = server[1] if server else None
+        if port is None:  # the scheme's default port: allowed only when that is ours
+            port = str(local_port) if local_port in (80, 443) else ""
+        if f"{name}:{port}" in self.named or name in self.named:
+            return True
+        if port != str(local_port):
+            return False
+        ours = set(_LOOPBACK_NAMES)
+        if server:  # the address this connection arrived on (the LAN address on 0.0.0.0)
+            ours.add(_authority(server[0], None).lower())
+        return name in ours
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hosts = [v for k, v in scope.get("headers", ()) if k == b"host"]
+        host = hosts[0].decode("latin-1") if len(hosts) == 1 else None
+        if len(hosts) > 1 or (host is not None and not self.allows(host, scope.get("server"))):
+            await _drain(receive, 0)
+            shown = (host or "several Host headers")[:100]
+            message = (
+                f"this server does not answer to the host {shown!r}; open it as "
+                "http://127.0.0.1:PORT/, or start it with --allowed-host NAME "
+                f"(or {ALLOWED_HOSTS_ENV}) to serve that name"
+            )
+            response = JSONResponse(error_body(421, message), status_code=421)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from ._api import MAX_ID, public
+
 __all__ = ["render_error", "router", "templates"]
 
 templates = Jinja2Templates(directory=str(FsPath(__file__).parent / "templates"))
@@ -87,15 +89,15 @@ def render_error(request: Request, status: int, message: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 async def search_page(request: Request) -> HTMLResponse:
     runner = request.app.state.runner
-    stats = await runner.read(runner.engine.stats)
+    stats = public(await runner.read(runner.engine.stats))
     return _page(request, "search.html", {"stats": stats,
                                           "max_upload_bytes": request.app.state.max_upload_bytes})
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-async def image_page(request: Request, image_id: int = Path(ge=0)) -> HTMLResponse:
+async def image_page(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> HTMLResponse:
     runner = request.app.state.runner
-    info = await runner.read(runner.engine.info, image_id)
+    info = public(await runner.read(runner.engine.info, image_id))
     columns = [  # location fields that any location fills in, in the catalog's order
         name for name in (info["locations"][0] if info.get("locations") else {})
         if any(loc.get(name) not in (None, "") for loc in info["locations"])
@@ -111,14 +113,15 @@ async def image_page(request: Request, image_id: int = Path(ge=0)) -> HTMLRespon
 @router.get("/collection", response_class=HTMLResponse)
 async def collection_page(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     q: str | None = Query(None, max_length=500),
 ) -> HTMLResponse:
     runner = request.app.state.runner
-    stats = await runner.read(runner.engine.stats)
+    stats = public(await runner.read(runner.engine.stats))
     page = None
     if runner.has("list_images"):
-        page = await runner.read(runner.engine.list_images, offset=offset, limit=48, q=q or None)
+        page = public(await runner.read(runner.engine.list_images, offset=offset, limit=48,
+                                        q=q or None))
     return _page(request, "collection.html", {
         "stats": stats, "page": page, "offset": offset, "limit": 48, "q": q or "",
         "has_thumbnail": runner.has("thumbnail"),

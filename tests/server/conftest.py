@@ -69,6 +69,12 @@ def run_server(app) -> Iterator[str]:
         sock.close()
 
 
+@pytest.fixture(scope="session")
+def serve_app():
+    """``run_server`` for tests that build their own app: ``with serve_app(app) as url``."""
+    return run_server
+
+
 def _index_photos(engine: Engine, photo_dir: Path) -> dict[str, int]:
     report = engine.index([str(photo_dir)], workers=1)
     assert report.ok, report.failed
