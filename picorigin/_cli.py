@@ -496,11 +496,22 @@ def serve(engine: Engine, host: str, port: int, api_key: str | None,
 
 
 @cli.command()
-def settings() -> None:
+@click.option("--markdown", is_flag=True, help="As the README's table.")
+def settings(markdown: bool) -> None:
     """List every setting with its default; set one with -s NAME=VALUE or PICORIGIN_<NAME>."""
+    if markdown:
+        click.echo(settings_table())
+        return
     for setting in SETTINGS:
         click.echo(f"{setting.name} = {setting.default!r}  ({setting.type.__name__})")
         click.echo(f"    {setting.help}")
+
+
+def settings_table() -> str:
+    """The settings as the README's Markdown table (the README is checked against this)."""
+    rows = ["| name | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | `{s.default!r}` | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
 
 
 @cli.command()

@@ -50,10 +50,13 @@ def test_query_signal_carries_mirror_features(astronaut):
     assert len(query) >= 0.8 * local.QUERY_FEATURES
     mirrored = query.mirrored
     assert mirrored is not None and mirrored.flipped and not query.flipped
-    # The mirror image's features are the features of the flipped picture.
+    # The mirror image's features are the features of the flipped picture (its keypoints are
+    # the query's, mirrored, rather than detected again: all but a few agree).
     flipped = local.compute(ImageOps.mirror(astronaut), query=True)
-    assert {bytes(d) for d in mirrored.descriptors} == {bytes(d) for d in flipped.descriptors}
-    assert np.allclose(np.sort(mirrored.points[:, 0]), np.sort(flipped.points[:, 0]))
+    same = {bytes(d) for d in mirrored.descriptors} & {bytes(d) for d in flipped.descriptors}
+    assert len(same) >= 0.97 * len(flipped)
+    distance = np.abs(mirrored.points[:, None, :] - flipped.points[None, :, :]).sum(axis=2)
+    assert np.mean(distance.min(axis=1) < 1.0) >= 0.97
 
 
 def test_small_images_are_enlarged_enough_to_have_features():

@@ -32,9 +32,20 @@ def test_every_setting_has_help():
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
 
 
-def test_readme_documents_every_setting_with_its_default():
+def test_readme_documents_every_setting_as_the_table_says():
     from pathlib import Path
 
+    from picorigin._cli import settings_table
+
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert settings_table() in readme  # `picorigin settings --markdown` writes it
     for setting in SETTINGS:
         assert f"| `{setting.name}` | `{setting.default!r}` |" in readme, setting.name
+
+
+def test_settings_are_typed_attributes_and_a_mapping():
+    values = resolve_settings({"workers": "3"}, environ={})
+    assert values.workers == 3 and values["workers"] == 3 and dict(values)["workers"] == 3
+    assert values.replace(workers=4).workers == 4 and values.workers == 3
+    with pytest.raises(SettingError, match="workers"):
+        values.replace(workers="many")

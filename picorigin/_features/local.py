@@ -39,6 +39,9 @@ __all__ = [
     "LocalFeatures",
     "compute",
     "compute_array",
+    "compute_dense",
+    "compute_dense_scale",
+    "merged",
 ]
 
 WORKING_SIDE = 640
@@ -140,25 +143,52 @@ def _grid_select(keypoints: list, shape: tuple[int, int], n: int, grid: int) -> 
     return [keypoints[i] for i in order[round_robin[:n]]]
 
 
-def _orb(gray: np.ndarray, n_features: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
+_NO_FEATURES = (np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+
+
+def _orb(gray: np.ndarray, n_features: int, grid: int, *, mirror: bool = False) -> tuple:
+    """ORB points and descriptors of ``gray``, and with ``mirror`` those of its mirror image.
+
+    Returns ``(points, descriptors)`` or, with ``mirror``, ``(points, descriptors,
+    mirrored_points, mirrored_descriptors)``.
+    """
     import cv2
 
     if min(gray.shape) <= 2 * _BORDER:  # a thin strip (1x640, 6x5000): nothing to find
-        return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        return _NO_FEATURES * (2 if mirror else 1)
     orb = cv2.ORB_create(
         nfeatures=(3 if grid > 1 else 1) * n_features,
         scaleFactor=_SCALE_FACTOR,
         nlevels=_LEVELS,
         fastThreshold=FAST_THRESHOLD,
     )
+    keypoints = orb.detect(gray, None)
     if grid > 1:
-        keypoints = orb.detect(gray, None)
         keypoints = _grid_select(keypoints, gray.shape, n_features, grid)
-        keypoints, descriptors = orb.compute(gray, keypoints)
-    else:
-        keypoints, descriptors = orb.detectAndCompute(gray, None)
+    found = _described(orb, gray, keypoints)
+    if not mirror:
+        return found
+    # FAST corners, their Harris response and the grid are symmetric under a left-right
+    # mirror, and the intensity-centroid angle becomes 180 - angle: the mirror image's
+    # keypoints are these, mirrored (99 % identical to detecting them again, at a third of
+    # the cost). Only the descriptors are computed anew.
+    width = gray.shape[1]
+    mirrored = [cv2.KeyPoint(_mirror_x(kp, width), kp.pt[1], kp.size, (180.0 - kp.angle) % 360,
+                             kp.response, kp.octave, kp.class_id) for kp in keypoints]
+    return (*found, *_described(orb, np.ascontiguousarray(gray[:, ::-1]), mirrored))
+
+
+def _mirror_x(keypoint, width: int) -> float:
+    # A keypoint lives on its pyramid level (cvRound(width / scale) wide): mirror it there.
+    scale = _SCALE_FACTOR ** keypoint.octave
+    level_width = int(np.floor(width / scale + 0.5))
+    return (level_width - 1 - keypoint.pt[0] / scale) * scale
+
+
+def _described(orb, gray: np.ndarray, keypoints: list) -> tuple[np.ndarray, np.ndarray]:
+    keypoints, descriptors = orb.compute(gray, keypoints)
     if descriptors is None or not keypoints:
-        return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        return _NO_FEATURES
     points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     return points, np.ascontiguousarray(descriptors, dtype=np.uint8)
 
@@ -186,25 +216,35 @@ def compute_array(
     full_w, full_h = int(full_size[0]), int(full_size[1])
     to_full = np.array([full_w / w, full_h / h], dtype=np.float32)
 
-    points, descriptors = _orb(gray, n_features, grid)
+    found = _orb(gray, n_features, grid, mirror=mirror)
+    points, descriptors = found[:2]
     mirrored = None
     if mirror:
-        flipped_points, flipped_desc = _orb(np.ascontiguousarray(gray[:, ::-1]), n_features, grid)
-        mirrored = LocalFeatures(
-            flipped_points * to_full, flipped_desc, (full_w, full_h), flipped=True
-        )
+        mirrored = LocalFeatures(found[2] * to_full, found[3], (full_w, full_h), flipped=True)
     return LocalFeatures(points * to_full, descriptors, (full_w, full_h), mirrored=mirrored)
 
 
-def _merged(a: LocalFeatures, b: LocalFeatures) -> LocalFeatures:
+def merged(a: LocalFeatures, b: LocalFeatures) -> LocalFeatures:
     """One set of features from two computed on the same image (at different scales)."""
     mirrored = None
     if a.mirrored is not None and b.mirrored is not None:
-        mirrored = _merged(a.mirrored, b.mirrored)
+        mirrored = merged(a.mirrored, b.mirrored)
     return LocalFeatures(
         np.vstack([a.points, b.points]), np.vstack([a.descriptors, b.descriptors]), a.size,
         flipped=a.flipped, mirrored=mirrored,
     )
+
+
+DENSE_SCALES = ((DENSE_FEATURES, DENSE_SIDE), (COARSE_FEATURES, COARSE_SIDE))
+"""``(keypoints, longer side)`` of each scale :func:`compute_dense` combines."""
+
+
+def compute_dense_scale(image: "Image.Image", full_size: tuple[int, int] | None,
+                        scale: int) -> LocalFeatures:
+    """One of :data:`DENSE_SCALES` (by index) of :func:`compute_dense`, mirror included."""
+    n_features, side = DENSE_SCALES[scale]
+    return compute_array(image, full_size, n_features=n_features, side=side, grid=QUERY_GRID,
+                         mirror=True)
 
 
 def compute_dense(
@@ -217,11 +257,7 @@ def compute_dense(
 
     On the benchmark's crops keeping 25-50 % (pairwise, 8 inliers) the two scales together find
     95 %, 1,280 px alone 92 %."""
-    fine = compute_array(image, full_size, n_features=DENSE_FEATURES, side=DENSE_SIDE,
-                         grid=QUERY_GRID, mirror=True)
-    coarse = compute_array(image, full_size, n_features=COARSE_FEATURES, side=COARSE_SIDE,
-                           grid=QUERY_GRID, mirror=True)
-    return _merged(fine, coarse)
+    return merged(*(compute_dense_scale(image, full_size, i) for i in range(len(DENSE_SCALES))))
 
 
 def compute(

@@ -177,6 +177,7 @@ def detail_signals(data: bytes, uri: str, settings: Mapping[str, Any]) -> dict[s
         working_side=origin.DETAIL_SIDE,
         max_pixels=settings["max_pixels"],
         max_side=settings["max_side"],
+        max_decode_bytes=settings["max_decode_bytes"],
     )
     signals: dict[str, Any] = {"detail": round(origin.compute_detail(full.image), 4)}
     quality = origin.jpeg_quality(data)
@@ -192,7 +193,8 @@ def analyse_safely(source: Any, settings: Mapping[str, Any], **kwargs: Any) -> K
         return analyse(source, settings, **kwargs)
     except PicoriginError as error:
         return Failed(label, str(error))
-    except (OSError, ValueError, MemoryError) as error:  # unreadable file, odd decoder failure
+    except Exception as error:  # noqa: BLE001 - one bad file must never stop a batch
+        # An unreadable file, an odd decoder or OpenCV failure: reported with the rest.
         return Failed(label, f"{type(error).__name__}: {error}")
 
 
@@ -205,6 +207,7 @@ def decode(
         working_side=side,
         max_pixels=settings["max_pixels"],
         max_side=settings["max_side"],
+        max_decode_bytes=settings["max_decode_bytes"],
     )
 
 

@@ -41,8 +41,10 @@ def steps_for(stages: dict[str, Any], catalog: Any) -> list[Step]:
 
 def run(steps: list[Step], query: Any, ask: Ask) -> Found:
     """Run each step that applies to ``ask`` and fuse what they find."""
+    active = [step for step in steps if step.applies(ask)]
+    for step in active:
+        step.prepare(query)
     found = Found()
-    for step in steps:
-        if step.applies(ask):
-            found.merge(step.run(query, found, ask))
+    for step in active:
+        found.merge(step.run(query, found, ask))
     return found

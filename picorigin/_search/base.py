@@ -86,6 +86,10 @@ class Step(Protocol):
     def applies(self, ask: Ask) -> bool:
         """Whether this step runs for ``ask``."""
 
+    def prepare(self, query: "Query") -> None:
+        """Start (``query.prefetch``) the heavy computations ``run`` will need; called for
+        every step that applies before the first runs, so they overlap."""
+
     def run(self, query: "Query", found: "Found", ask: Ask) -> list[Hit]:
         """Hits for ``query``, given what earlier steps ``found``."""
 

@@ -17,6 +17,9 @@ class DeepStep:
     def applies(self, ask: Ask) -> bool:
         return not ask.fast
 
+    def prepare(self, query) -> None:
+        query.prefetch_signal(self.stage)
+
     def describe_query(self, query) -> dict:
         """The query's own labels and palette."""
         return self.stage.describe(query.signal(self.stage))

@@ -13,6 +13,9 @@ class ExactStep:
     def __init__(self, catalog) -> None:
         self.catalog = catalog
 
+    def prepare(self, query) -> None:
+        pass  # cheap, or needed only sometimes
+
     def applies(self, ask: Ask) -> bool:
         return True
 

@@ -43,6 +43,9 @@ class FingerprintStep:
     def __init__(self, stage, catalog) -> None:
         self.stage, self.catalog = stage, catalog
 
+    def prepare(self, query) -> None:
+        pass  # cheap, or needed only sometimes
+
     def applies(self, ask: Ask) -> bool:
         return True
 

@@ -25,9 +25,14 @@ class FramedStep:
     def applies(self, ask: Ask) -> bool:
         return not ask.fast and ask.copies_wanted
 
+    def prepare(self, query) -> None:
+        query.prefetch("windows", self._windows(query))
+
+    def _windows(self, query):
+        return lambda: _framed.window_probes(query.decoded(self.fingerprint.query_side).image)
+
     def run(self, query, found, ask: Ask) -> list[Hit]:
-        image = query.decoded(self.fingerprint.query_side).image
-        boxes, probes = query.computed("windows", lambda: _framed.window_probes(image))
+        boxes, probes = query.computed("windows", self._windows(query))
         radius = int(ask.settings.near_duplicate_distance)
         best = fingerprint_hits(self.fingerprint, self.catalog,
                                 [(g, code) for _, g, code in probes], radius, ask.position)

@@ -17,6 +17,9 @@ class LocalStep:
     def applies(self, ask: Ask) -> bool:
         return not ask.fast and ask.copies_wanted
 
+    def prepare(self, query) -> None:
+        query.prefetch_signal(self.stage)
+
     def run(self, query, found, ask: Ask) -> list[Hit]:
         signal = query.signal(self.stage)
         hits = self.stage.search(signal, max(ask.k, 10), position=ask.position)

@@ -35,6 +35,9 @@ class RecheckStep:
     def __init__(self, local, catalog) -> None:
         self.local, self.catalog = local, catalog
 
+    def prepare(self, query) -> None:
+        pass  # cheap, or needed only sometimes
+
     def applies(self, ask: Ask) -> bool:
         return not ask.fast and ask.copies_wanted
 
@@ -46,8 +49,13 @@ class RecheckStep:
         if not suspects:
             return []
         dense = query.decoded(local_features.DENSE_SIDE)
-        signal = query.computed("dense", lambda: local_features.compute_dense(dense.image,
-                                                                              query.size))
+        # The two scales side by side: this is the slowest part of the slowest searches.
+        scales = [f"dense:{i}" for i in range(len(local_features.DENSE_SCALES))]
+        for i, name in enumerate(scales[1:], 1):
+            query.prefetch(name, self._scale(dense.image, query.size, i))
+        signal = local_features.merged(*(query.computed(name, self._scale(dense.image,
+                                                                          query.size, i))
+                                         for i, name in enumerate(scales)))
         ids = [image_id for _, image_id in suspects]
         confirmed = {hit["id"]: verified_hit(hit)
                      for hit in self.local.confirm(signal, ids, min_inliers=CONFIRM_INLIERS)}
@@ -57,6 +65,10 @@ class RecheckStep:
                 if located is not None:
                     confirmed[image_id] = located
         return list(confirmed.values())
+
+    @staticmethod
+    def _scale(image, size, scale: int):
+        return lambda: local_features.compute_dense_scale(image, size, scale)
 
     def _locate_crop(self, image, query_size, image_id: int) -> Hit | None:
         # Too plain for keypoints (mist, a defocused background, a night sky): a crop is still
