@@ -138,13 +138,6 @@ def test_report_as_json(library):
     assert first["files"][0]["best"] and first["best"] == first["files"][0]["path"]
 
 
-def test_rerun_reads_nothing_again(library):
-    folder, _, engine, report = library
-    again = picorigin.dedupe(engine, folder)
-    assert [[f.relative for f in g.files] for g in again.groups] == [
-        [f.relative for f in g.files] for g in report.groups]
-
-
 def test_exact_kind_alone_groups_identical_bytes_only(library):
     folder, _, engine, _ = library
     report = picorigin.dedupe(engine, folder, kinds=["exact"])
@@ -164,16 +157,16 @@ def test_bad_arguments_are_clear_errors(library, tmp_path):
 
 
 @pytest.fixture
-def scratch(library, tmp_path):
-    """A copy of the test folder, deduped with the module's engine: (folder, report)."""
-    source, _, engine, _ = library
-    folder = tmp_path / "photos"
-    shutil.copytree(source, folder)
-    return folder, picorigin.dedupe(engine, folder)
+def restored(library):
+    """The test folder and its report; the folder must be as it was when the test ends."""
+    folder, _, _, report = library
+    before = snapshot(folder)
+    yield folder, report
+    assert snapshot(folder) == before
 
 
-def test_move_then_undo_leaves_the_folder_byte_for_byte(scratch, tmp_path):
-    folder, report = scratch
+def test_move_then_undo_leaves_the_folder_byte_for_byte(restored, tmp_path):
+    folder, report = restored
     before = snapshot(folder)
     target = tmp_path / "dupes"
     moves = report.move_copies(target)
@@ -197,24 +190,27 @@ def test_move_then_undo_leaves_the_folder_byte_for_byte(scratch, tmp_path):
     assert snapshot(folder) == before
 
 
-def test_a_file_changed_since_indexing_is_not_moved(scratch, tmp_path):
-    folder, report = scratch
+def test_a_file_changed_since_indexing_is_not_moved(restored, tmp_path):
+    folder, report = restored
     changed = folder / "edited" / "rocket-mirror.jpg"
-    changed.write_bytes(changed.read_bytes() + b"edited meanwhile")
-    kept = changed.read_bytes()
-    moves = report.move_copies(tmp_path / "dupes")
-    assert moves.skipped == [(str(changed), "changed since it was indexed")]
-    assert changed.read_bytes() == kept
-    assert len(moves.moved) == len(report.duplicates) - 1
-    assert not (tmp_path / "dupes" / "edited" / "rocket-mirror.jpg").exists()
+    original = changed.read_bytes()
+    changed.write_bytes(original + b"edited meanwhile")
+    try:
+        moves = report.move_copies(tmp_path / "dupes")
+        assert moves.skipped == [(str(changed), "changed since it was indexed")]
+        assert changed.read_bytes() == original + b"edited meanwhile"
+        assert len(moves.moved) == len(report.duplicates) - 1
+        assert not (tmp_path / "dupes" / "edited" / "rocket-mirror.jpg").exists()
+    finally:
+        undo_moves(tmp_path / "dupes" / "manifest.json")
+        changed.write_bytes(original)
 
 
-def test_move_target_inside_the_folder_is_refused(scratch):
-    folder, report = scratch
-    before = snapshot(folder)
+def test_move_target_inside_the_folder_is_refused(restored):
+    folder, report = restored
     with pytest.raises(ValueError, match="inside the scanned folder"):
         report.move_copies(folder / "dupes")
-    assert snapshot(folder) == before
+    assert not (folder / "dupes").exists()
 
 
 def test_undo_refuses_what_is_not_a_manifest(tmp_path):
@@ -247,39 +243,45 @@ def run(cli_db, monkeypatch):
     return invoke
 
 
-def test_command_json_move_and_undo(run, scratch, tmp_path):
-    folder, report = scratch
-    before = snapshot(folder)
-    target = tmp_path / "dupes"
-    result = run("dedupe", folder, "--json", "--kinds", "exact,near_duplicate",
-                 "--move-to", target)
+@pytest.fixture
+def copied(library, tmp_path):
+    """A copy of the test folder (the command indexes it into its own data folder)."""
+    folder = tmp_path / "photos"
+    shutil.copytree(library[0], folder)
+    return folder
+
+
+def test_command_moves_reports_and_undoes(run, copied, library, tmp_path):
+    _, expected, _, report = library
+    before = snapshot(copied)
+    target, page = tmp_path / "dupes", tmp_path / "dupes.html"
+    result = run("dedupe", copied, "--report", page, "--move-to", target)
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
-    assert len(document["groups"]) == len(report.groups)
-    assert len(document["moves"]["moved"]) == len(report.duplicates)
+    copies = sum(len(m) - 1 for m in expected.values())
+    assert f"{len(expected)} groups, {copies} copies to clean" in result.output
+    assert "keep chelsea.jpg" in result.output and "[greyscale]" in result.output
+    assert f"moved {copies} files, 0 left" in result.output
+    assert page.read_text().count("<section class=group") == len(expected)
+    assert set(snapshot(copied)) == set(before) - {f.relative for f in report.duplicates}
+
     result = run("dedupe", "--undo", target / "manifest.json")
     assert result.exit_code == 0, result.output
-    assert f"restored {len(report.duplicates)} files, 0 left" in result.output
-    assert snapshot(folder) == before
+    assert f"restored {copies} files, 0 left" in result.output
+    assert snapshot(copied) == before
 
-
-def test_command_table_and_html_report(run, scratch, tmp_path):
-    folder, report = scratch
-    page = tmp_path / "dupes.html"
-    result = run("dedupe", folder, "--report", page)
+    result = run("dedupe", copied, "--json", "--kinds", "exact")
     assert result.exit_code == 0, result.output
-    assert f"{len(report.groups)} groups, {len(report.duplicates)} copies to clean" in result.output
-    assert "keep chelsea.jpg" in result.output and "[greyscale]" in result.output
-    assert page.read_text().count("<section class=group") == len(report.groups)
+    document = json.loads(result.output)
+    assert [[f["relative"] for f in g["files"]] for g in document["groups"]] == [
+        ["chelsea.jpg", "backup/chelsea.jpg"]]
 
 
-def test_command_errors_are_messages_not_tracebacks(run, scratch, tmp_path):
-    folder, _ = scratch
-    result = run("dedupe", folder, "--kinds", "exact,similar")
+def test_command_errors_are_messages_not_tracebacks(run, copied, tmp_path):
+    result = run("dedupe", copied, "--kinds", "exact,similar")
     assert result.exit_code == 1 and "copy kinds" in result.output
-    result = run("dedupe", folder, "--move-to", folder / "inside")
+    result = run("dedupe", copied, "--move-to", copied / "inside")
     assert result.exit_code == 1 and "inside the scanned folder" in result.output
-    assert not (folder / "inside").exists()
+    assert not (copied / "inside").exists()
     bad = tmp_path / "manifest.json"
     bad.write_text("[]")
     result = run("dedupe", "--undo", bad)
