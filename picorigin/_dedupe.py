@@ -564,23 +564,28 @@ def _file(engine: Any, root: Path, path: str, record: dict) -> DedupeFile:
 
 
 def _with_inherited_detail(candidates: list[dict], group: list[dict]) -> list[dict]:
-    """Candidates whose detail is raised to that of any smaller, uncropped copy.
+    """Candidates whose detail is raised to what their copies show they carry.
 
-    Of two copies one was made from the other, so the larger carries at least the detail of
-    the smaller: an upscale carries exactly the source's (and ties with it instead of winning
-    by size), a soft original at least its downscale's (measured alone, detail errs low on a
-    soft photo, and its half-size copy would win by "resolution"). Crops are not in
-    ``candidates`` when an uncropped copy exists, and ``group`` only lends detail to larger
-    copies, so a crop never lends more than its source holds.
+    Of two copies one was made from the other. So the larger carries at least the detail of
+    the smaller (an upscale carries exactly its source's), and when the larger one has no more
+    detail than the smaller one's pixels (``origin.is_upscale``), the two carry the same. Both
+    rules only ever tie a copy with another, so size alone cannot decide between an upscale
+    and its source, and the later tests (camera EXIF, date, recompression) do. Without them a
+    soft original, whose detail reads low measured alone, would lose to its own half-size
+    copy, or to its 2x upscale (the measure reads at least 1/4 of any image's side).
     """
+    effective = {id(r): origin.effective_side(r) for r in group}
+
+    def area(record: dict) -> int:
+        return int(record.get("width") or 0) * int(record.get("height") or 0)
+
     out = []
     for record in candidates:
         side = max(int(record.get("width") or 0), int(record.get("height") or 0))
-        area = int(record.get("width") or 0) * int(record.get("height") or 0)
-        lent = [origin.effective_side(other) for other in group
-                if int(other.get("width") or 0) * int(other.get("height") or 0) <= area]
-        effective = max([origin.effective_side(record), *lent])
-        signals = {**(record.get("signals") or {}), "detail": min(1.0, effective / max(1, side))}
+        shared = [effective[id(other)] for other in group
+                  if area(other) <= area(record) or origin.is_upscale(other, record)]
+        best = max([origin.effective_side(record), *shared])
+        signals = {**(record.get("signals") or {}), "detail": min(1.0, best / max(1, side))}
         out.append({**record, "signals": signals, "uri": (record.get("uris") or [None])[0]})
     return out
 
@@ -667,7 +672,7 @@ figure.best{border-color:#1a7f37;background:#eef8f0}
 figure img{display:block;max-width:100%;max-height:180px;margin:0 auto;background:#ddd}
 figcaption{font-size:.8rem;word-break:break-all;margin-top:.3rem}
 .badge{display:inline-block;font-size:.72rem;padding:0 .4rem;border-radius:9px;
- background:#e5e5e5;margin:.1rem .2rem 0 0}
+ background:#e5e5e5;margin:.1rem .2rem 0 0;word-break:normal}
 .best .keep{background:#1a7f37;color:#fff;font-weight:600}
 .note{background:#fde8c8}
 ul.reasons{margin:.5rem 0 0;padding-left:1.2rem;font-size:.88rem}
