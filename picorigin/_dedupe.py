@@ -68,6 +68,13 @@ DEFAULT_KINDS = ("exact", "near_duplicate")
 # Matches asked of each search: more than any group of copies a folder is likely to hold; a
 # larger group still closes through the chain of its members' own searches.
 _MATCHES = 50
+# The engine calls a match partial when it covers less than 80 % of either image, so a crop
+# keeping 80 % of the area sits on the line; for cleaning, a verified match covering at least
+# this share of both images still groups as a near-duplicate.
+NEAR_DUPLICATE_SHARE = 0.75
+# A larger copy whose measured detail is below this is no evidence of more resolution: genuine
+# photos read 1.0 (soft ones 0.25-0.33), 1.5x-4x upscales 0.25-0.67 (origin's module notes).
+_SHARP = 0.75
 # A copy whose matched region covers less than this share of it holds more than the other.
 _WHOLE = 0.95
 # A region is a flat frame when this share of its pixels lie within _FLAT_LEVELS of its median.
@@ -357,8 +364,9 @@ def dedupe(
         Searched recursively for images.
     kinds : iterable of str
         Copy kinds that link two files: any of ``exact``, ``near_duplicate``, ``partial``.
-        ``partial`` also groups crops that keep less than 80 % of a picture, often a
-        deliberate second picture rather than a duplicate.
+        With ``near_duplicate``, a crop keeping at least :data:`NEAR_DUPLICATE_SHARE` of the
+        picture counts as one; ``partial`` also groups smaller crops and pasted-in copies,
+        often a deliberate second picture rather than a duplicate.
     progress : callable, optional
         Called as ``progress(phase, done, total)``, ``phase`` being ``"index"`` then
         ``"group"``.
@@ -403,9 +411,11 @@ def dedupe(
     listed: dict[str, int] = {}  # path -> id, from any match's locations
     own: dict[str, int] = {}     # path -> id of the bytes its own search found as exact
     step = _phase(progress, "group")
+    widen = "near_duplicate" in kinds and "partial" not in kinds
+    asked = (*kinds, "partial") if widen else kinds
     for done, path in enumerate(paths, 1):
         try:
-            result = engine.search(path, kinds=kinds, k=_MATCHES, fast=kinds == ("exact",))
+            result = engine.search(path, kinds=asked, k=_MATCHES, fast=kinds == ("exact",))
         except PicoriginError as error:
             report.failed.append((path, str(error)))
             continue
@@ -415,11 +425,16 @@ def dedupe(
         for match in result.matches:
             if match.kind == "exact" and path in match.uris:
                 own[path] = match.id
+            link = _link(match)
+            if match.kind not in kinds:  # a partial match asked for only to widen near-dups
+                if min(link["query_share"], link["match_share"]) < NEAR_DUPLICATE_SHARE:
+                    continue
+                link["kind"] = "near_duplicate"
             for uri in match.uris:
                 if uri in in_folder:
                     listed.setdefault(uri, match.id)
                     if uri != path:
-                        links[(path, uri)] = _link(match)
+                        links[(path, uri)] = link
     ids = {**listed, **own}
     searched = [p for p in paths if p in ids]
     report.images = len(searched)
@@ -572,7 +587,9 @@ def _with_inherited_detail(candidates: list[dict], group: list[dict]) -> list[di
     rules only ever tie a copy with another, so size alone cannot decide between an upscale
     and its source, and the later tests (camera EXIF, date, recompression) do. Without them a
     soft original, whose detail reads low measured alone, would lose to its own half-size
-    copy, or to its 2x upscale (the measure reads at least 1/4 of any image's side).
+    copy, or to its 2x upscale (the measure reads at least 1/4 of any image's side). A larger
+    copy that is not sharp (detail below ``_SHARP``) is worth no more than the largest smaller
+    copy: a 2x upscale can read 0.62, just past ``is_upscale``'s 15 % margin.
     """
     effective = {id(r): origin.effective_side(r) for r in group}
 
@@ -582,9 +599,15 @@ def _with_inherited_detail(candidates: list[dict], group: list[dict]) -> list[di
     out = []
     for record in candidates:
         side = max(int(record.get("width") or 0), int(record.get("height") or 0))
+        own = origin.effective_side(record)
+        smaller = [other for other in group if area(other) < area(record)]
+        if smaller and float((record.get("signals") or {}).get("detail") or 1.0) < _SHARP:
+            # Not sharp and larger: maybe an upscale of a smaller copy, worth no more than it.
+            own = min(own, max(max(int(o["width"]), int(o["height"])) for o in smaller))
         shared = [effective[id(other)] for other in group
-                  if area(other) <= area(record) or origin.is_upscale(other, record)]
-        best = max([origin.effective_side(record), *shared])
+                  if other is not record
+                  and (area(other) <= area(record) or origin.is_upscale(other, record))]
+        best = max([own, *shared])
         signals = {**(record.get("signals") or {}), "detail": min(1.0, best / max(1, side))}
         out.append({**record, "signals": signals, "uri": (record.get("uris") or [None])[0]})
     return out
