@@ -540,8 +540,10 @@ def _best_copy(
         decided_by = applied[-1][0] if applied else "identical copies"
         reasons = [reason for _, reason in reversed(applied)]
     else:
+        # A framed copy's size is partly frame: it lends no resolution to the others.
+        lenders = sorted({ids[p] for p in paths if p not in framed} | set(candidate_ids))
         judged = _with_inherited_detail([records[i] for i in candidate_ids],
-                                        [records[i] for i in sorted(set(ids[p] for p in paths))])
+                                        [records[i] for i in lenders])
         chosen = origin.likely_original(judged)
         chosen_id, decided_by = chosen["id"], chosen["decided_by"]
         reasons = [*chosen["evidence"], *(reason for _, reason in applied)]
