@@ -43,6 +43,7 @@ test: install-test
 bench: install-bench
 	$(PY) bench/run.py
 	$(PY) bench/load.py
+	$(PIP) install --no-deps 'imagededup==0.3.3.post2' && $(PY) -m bench.dedupe
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info

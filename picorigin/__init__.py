@@ -10,6 +10,7 @@ Find where an image came from and every copy of it in the collections you index:
             print(match.kind, match.score, match.uri)
 """
 
+from ._dedupe import DedupeReport, dedupe
 from ._engine import Engine
 from ._errors import (
     CorruptImage,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COPY_KINDS",
     "CorruptImage",
+    "DedupeReport",
     "Engine",
     "FetchError",
     "ForbiddenAddress",
@@ -48,4 +50,5 @@ __all__ = [
     "StageUnavailable",
     "UnsupportedFormat",
     "__version__",
+    "dedupe",
 ]

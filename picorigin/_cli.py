@@ -531,3 +531,108 @@ def demo(engine: Engine, out: Path) -> None:
 
 def main() -> None:
     cli(prog_name="picorigin")
+
+
+@cli.command()
+@click.argument("folder", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--kinds", default="exact,near_duplicate", show_default=True, metavar="KINDS",
+              help="Copy kinds that link two files, comma-separated: exact, near_duplicate, "
+                   "partial (partial also groups crops, often a deliberate second picture).")
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@click.option("--report", "html_report", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write a self-contained HTML page of the groups.")
+@click.option("--move-to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Move every copy but the best of each group here, keeping relative paths "
+                   "(never deletes); writes a manifest for --undo.")
+@click.option("--undo", "undo", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, metavar="MANIFEST", help="Move back the files a --move-to moved.")
+@engine_command
+def dedupe(
+    engine: Engine,
+    folder: Path | None,
+    kinds: str,
+    as_json: bool,
+    html_report: Path | None,
+    move_to: Path | None,
+    undo: Path | None,
+) -> None:
+    """Find every group of copies in FOLDER and the best copy of each, and say why.
+
+    Indexes what is not indexed yet, then groups each image with its copies. The best copy has
+    the largest genuine resolution (an upscale never wins), is least recompressed, not cropped
+    or framed, in colour, with camera metadata, earliest. Exits with status 1 when a file could
+    not be read or moved.
+    """
+    from ._dedupe import check_move_target, undo_moves
+    from ._dedupe import dedupe as find_groups
+
+    if undo is not None:
+        if folder is not None or move_to is not None:
+            raise click.UsageError("--undo takes only the manifest")
+        try:
+            restored = undo_moves(undo)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        _print_moves(restored, as_json, "restored")
+        sys.exit(0 if restored.ok else 1)
+    if folder is None:
+        raise click.UsageError("give a FOLDER (or --undo MANIFEST)")
+    wanted = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    bars: dict[str, _Progress] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase not in bars:
+            bars[phase] = _Progress()
+            if bars[phase].enabled:
+                click.echo("indexing" if phase == "index" else "finding copies", err=True)
+        bars[phase](done, total)
+
+    try:
+        if move_to is not None:
+            check_move_target(folder, move_to)  # before indexing, not after minutes of it
+        report = find_groups(engine, folder, kinds=wanted, progress=progress)
+        if html_report is not None:
+            report.write_html(html_report)
+        moves = report.move_copies(move_to) if move_to is not None else None
+    except (ValueError, OSError, PicoriginError) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        out = report.to_dict()
+        if moves is not None:
+            out["moves"] = moves.to_dict()
+        click.echo(json.dumps(out))
+    else:
+        _print_groups(report, html_report)
+        if moves is not None:
+            _print_moves(moves, False, "moved")
+    if report.failed or (moves is not None and not moves.ok):
+        sys.exit(1)
+
+
+def _print_groups(report: Any, html_report: Path | None) -> None:
+    for source, reason in report.failed:
+        click.echo(f"failed: {source}: {reason}", err=True)
+    for number, group in enumerate(report.groups, 1):
+        click.secho(f"group {number}: keep {group.best.relative}  ({group.best.width}x"
+                    f"{group.best.height}, {group.best.byte_size / 1e3:.0f} kB)", bold=True)
+        click.echo(f"  why: {'; '.join(group.reasons[:3]) or 'all copies equal'}")
+        for file in group.others:
+            notes = f"  [{', '.join(file.notes)}]" if file.notes else ""
+            click.echo(f"  {file.kind:<15}{file.width:>6}x{file.height:<6}"
+                       f"{file.byte_size / 1e3:>8.0f} kB  {file.relative}{notes}")
+    saved = sum(f.byte_size for f in report.duplicates)
+    click.echo(f"{len(report.groups)} groups, {len(report.duplicates)} copies to clean "
+               f"({saved / 1e6:.1f} MB) among {report.images} images in {report.seconds:.1f} s")
+    if html_report is not None:
+        click.echo(f"report: {html_report}")
+
+
+def _print_moves(moves: Any, as_json: bool, verb: str) -> None:
+    if as_json:
+        click.echo(json.dumps(moves.to_dict()))
+        return
+    for path, reason in moves.skipped:
+        click.echo(f"not {verb}: {path}: {reason}", err=True)
+    click.echo(f"{verb} {len(moves.moved)} files, {len(moves.skipped)} left"
+               + (f"; manifest {moves.manifest}" if moves.manifest else ""))

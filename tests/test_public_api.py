@@ -3,6 +3,7 @@ import picorigin
 EXPECTED = [
     "COPY_KINDS",
     "CorruptImage",
+    "DedupeReport",
     "Engine",
     "FetchError",
     "ForbiddenAddress",
@@ -20,6 +21,7 @@ EXPECTED = [
     "StageUnavailable",
     "UnsupportedFormat",
     "__version__",
+    "dedupe",
 ]
 
 
