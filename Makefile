@@ -21,7 +21,7 @@ install-test: $(PY) debian-test
 
 install-bench: $(PY)
 	$(PIP) install -e '.[bench,test]'
-	$(PIP) install --no-deps 'image-match==1.1.2'
+	$(PIP) install --no-deps 'image-match==1.1.2' 'imagededup==0.3.3.post2'
 	$(PY) -m picorigin._features.deep
 
 # Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
@@ -43,7 +43,8 @@ test: install-test
 bench: install-bench
 	$(PY) bench/run.py
 	$(PY) bench/load.py
-	$(PIP) install --no-deps 'imagededup==0.3.3.post2' && $(PY) -m bench.dedupe
+	$(PY) -m bench.dedupe
+	$(PY) -m bench.search_latency
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info
