@@ -69,7 +69,8 @@ def distinct_pictures(folder, names, seed: int = 0, size=(360, 270)):
         coarse = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
         base = np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC),
                           np.float32)
-        fine = rng.normal(0, 28, (size[1] // 3, size[0] // 3, 1)).repeat(3, 0).repeat(3, 1)
+        fine = rng.normal(0, 28, (-(-size[1] // 3), -(-size[0] // 3), 1)).repeat(3, 0).repeat(3, 1)
+        fine = fine[: size[1], : size[0]]
         image = Image.fromarray(np.clip(base + fine, 0, 255).astype(np.uint8))
         path = folder / f"{name}.jpg"
         image.save(path, quality=90)
