@@ -44,7 +44,9 @@ class NewImage:
         ``sha256, pixel_sha256, width, height, format, byte_size, orientation, metadata,
         signals`` (``signals``: per-image facts such as ``detail``, ``jpeg_quality``).
     location : dict
-        ``uri`` and any sighting fields, ``file_size``, ``file_mtime``, ``seen``.
+        ``uri`` and any sighting fields (``SIGHTING_FIELDS``), ``rights`` (a dict of what the
+        page says of credit and licence, kept as given), ``file_size``, ``file_mtime``,
+        ``seen``.
     thumbnail : bytes or None
     data : dict of str to bytes
         Each signal's encoded form, by signal name.
@@ -169,6 +171,12 @@ class Catalog(abc.ABC):
     def changed_since(self, name: str, seq: int, upto: int) -> list[int] | None:
         """Ids whose signal ``name`` changed after ``seq`` up to ``upto``; None when the log no
         longer reaches back to ``seq`` (pruned below a newer checkpoint): reload one."""
+
+    @abc.abstractmethod
+    def changes_after(self, seq: int, name: str, limit: int = 1000) -> list[tuple[int, int]]:
+        """``(seq, id)`` of the change-log entries of signal ``name`` after ``seq``, oldest
+        first, at most ``limit``: for a consumer that follows the log (alerts on new images)
+        and holds its position with :meth:`record_checkpoint`."""
 
     @abc.abstractmethod
     def checkpoint(self, name: str) -> Checkpoint | None:

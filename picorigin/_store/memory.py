@@ -61,6 +61,7 @@ class MemoryCatalog(Catalog):
             seen = location.get("seen") or now()
             fields = {name: location.get(name) for name in SIGHTING_FIELDS}
             fields["page_url"] = key[1]
+            fields["rights"] = copy.deepcopy(location.get("rights")) or None
             old = self._locations.get(key)
             if old is None:
                 self._locations[key] = {
@@ -229,6 +230,10 @@ class MemoryCatalog(Catalog):
                 return None
             return list(dict.fromkeys(i for s, i, n in self._changes
                                       if seq < s <= upto and n == name))
+
+    def changes_after(self, seq: int, name: str, limit: int = 1000) -> list[tuple[int, int]]:
+        with self._lock:
+            return [(s, i) for s, i, n in self._changes if s > seq and n == name][:limit]
 
     def checkpoint(self, name: str) -> Checkpoint | None:
         return self._checkpoints.get(name)

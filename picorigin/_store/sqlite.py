@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS locations (
     author_source TEXT,
     license TEXT,
     published TEXT,
+    rights TEXT,
     file_size INTEGER,
     file_mtime REAL,
     first_seen TEXT NOT NULL,
@@ -113,6 +114,8 @@ class SQLiteCatalog(Catalog):
                 from .migrate import upgrade_schema_1
 
                 upgrade_schema_1(db)
+            if "rights" not in _columns(db, "locations"):
+                db.execute("ALTER TABLE locations ADD COLUMN rights TEXT")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _connect(self) -> sqlite3.Connection:
@@ -247,10 +250,11 @@ class SQLiteCatalog(Catalog):
                 out[record["id"]] = record
             for row in self._reader.execute(
                     "SELECT image_id, uri, page_url, page_title, alt, caption, author,"
-                    " author_source, license, published, first_seen, last_seen, removed_at"
-                    f" FROM locations WHERE image_id IN ({marks}) ORDER BY first_seen, id",
-                    chunk):
+                    " author_source, license, published, rights, first_seen, last_seen,"
+                    f" removed_at FROM locations WHERE image_id IN ({marks})"
+                    " ORDER BY first_seen, id", chunk):
                 location = dict(row)
+                location["rights"] = json.loads(location["rights"]) if location["rights"] else None
                 image = out.get(location.pop("image_id"))
                 if image is not None:  # a location committed between the two reads
                     image["locations"].append(location)
@@ -374,6 +378,11 @@ class SQLiteCatalog(Catalog):
         finally:
             db.execute("COMMIT")
 
+    def changes_after(self, seq: int, name: str, limit: int = 1000) -> list[tuple[int, int]]:
+        return [(int(s), int(i)) for s, i in self._reader.execute(
+            "SELECT seq, id FROM changes WHERE seq > ? AND name = ? ORDER BY seq LIMIT ?",
+            (seq, name, limit))]
+
     def checkpoint(self, name: str) -> Checkpoint | None:
         row = self._reader.execute("SELECT seq, file, meta FROM checkpoints WHERE name = ?",
                                    (name,)).fetchone()
@@ -419,9 +428,9 @@ def _upsert_location(db: sqlite3.Connection, image_id: int, location: dict[str, 
     fields["page_url"] = fields["page_url"] or ""
     db.execute(
         "INSERT INTO locations (image_id, uri, page_url, page_title, alt, caption, author,"
-        " author_source, license, published, file_size, file_mtime, first_seen, last_seen)"
-        " VALUES (:image_id, :uri, :page_url, :page_title, :alt, :caption, :author,"
-        " :author_source, :license, :published, :file_size, :file_mtime, :seen, :seen)"
+        " author_source, license, published, rights, file_size, file_mtime, first_seen,"
+        " last_seen) VALUES (:image_id, :uri, :page_url, :page_title, :alt, :caption, :author,"
+        " :author_source, :license, :published, :rights, :file_size, :file_mtime, :seen, :seen)"
         " ON CONFLICT (uri, page_url) DO UPDATE SET"
         " image_id = excluded.image_id, last_seen = excluded.last_seen, removed_at = NULL,"
         " file_size = excluded.file_size, file_mtime = excluded.file_mtime,"
@@ -430,8 +439,11 @@ def _upsert_location(db: sqlite3.Connection, image_id: int, location: dict[str, 
         " author = coalesce(excluded.author, author),"
         " author_source = coalesce(excluded.author_source, author_source),"
         " license = coalesce(excluded.license, license),"
-        " published = coalesce(excluded.published, published)",
+        " published = coalesce(excluded.published, published),"
+        " rights = coalesce(excluded.rights, rights)",
         {**fields, "image_id": image_id, "uri": location["uri"],
+         "rights": json.dumps(location["rights"], sort_keys=True) if location.get("rights")
+         else None,
          "file_size": location.get("file_size"), "file_mtime": location.get("file_mtime"),
          "seen": seen},
     )

@@ -150,3 +150,27 @@ def test_a_schema_1_catalog_is_upgraded_in_place(tmp_path):
     assert catalog.get_meta("epoch") is None and catalog.get_meta("schema") == "2"
     assert catalog.images([4])[4]["format"] == "PNG"
     catalog.close()
+
+
+def test_a_log_follower_reads_entries_after_its_position_and_holds_the_log(catalog):
+    ids = [catalog.add_image(_new(sha=f"{i:064d}", location={"uri": f"/{i}"}))[0]
+           for i in range(3)]
+    entries = catalog.changes_after(0, "fingerprint")
+    assert [i for _, i in entries] == ids
+    assert catalog.changes_after(entries[0][0], "fingerprint", limit=1) == [entries[1]]
+    assert catalog.changes_after(0, "local") == []
+    # a follower's position is a checkpoint without a file: the log is kept from there
+    catalog.record_checkpoint("alerts", Checkpoint(entries[0][0], "", {}))
+    catalog.record_checkpoint("fingerprint", Checkpoint(entries[-1][0], "f", {}))
+    assert [i for _, i in catalog.changes_after(entries[0][0], "fingerprint")] == ids[1:]
+
+
+def test_rights_stated_by_a_page_are_kept_with_the_sighting(catalog):
+    rights = {"license": "https://creativecommons.org/licenses/by/4.0/", "sources": ["jsonld"]}
+    image_id, _ = catalog.add_image(_new(location={"uri": "http://x/a.jpg",
+                                                   "page_url": "http://x/", "rights": rights}))
+    catalog.add_location(image_id, {"uri": "http://x/a.jpg", "page_url": "http://x/"})
+    catalog.add_location(image_id, {"uri": "/local.jpg"})
+    by_uri = {loc["uri"]: loc for loc in catalog.images([image_id])[image_id]["locations"]}
+    assert by_uri["http://x/a.jpg"]["rights"] == rights  # a later sighting without any keeps it
+    assert by_uri["/local.jpg"]["rights"] is None
