@@ -45,7 +45,9 @@ def window_probes(image) -> tuple[np.ndarray, list[tuple[int, fingerprint.Dihedr
     out = []
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         crop = luma[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]
-        out.extend((i, g, code) for g, code in fingerprint.probes(fingerprint.coefficients(crop)))
+        coeffs = fingerprint.coefficients(crop)
+        if fingerprint.informative(coeffs):  # a blank panel of a screenshot frames nothing
+            out.extend((i, g, code) for g, code in fingerprint.probes(coeffs))
     return boxes, out
 
 

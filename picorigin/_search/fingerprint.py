@@ -52,7 +52,10 @@ class FingerprintStep:
     def run(self, query, found, ask: Ask) -> list[Hit]:
         radius = int(ask.settings.near_duplicate_distance)
         image = query.decoded(self.stage.query_side).image
-        variants = fingerprint.query_coefficients(image)
+        # A blank or near-uniform query has no picture to be a copy of (exact bytes or
+        # pixels still are: the exact step finds those).
+        variants = [coeffs for coeffs in fingerprint.query_coefficients(image)
+                    if fingerprint.informative(coeffs)]
         first = [fingerprint.probes(coeffs) for coeffs in variants]
         probes = [probe for of_variant in first for probe in of_variant]
         best = fingerprint_hits(self.stage, self.catalog, probes, radius, ask.position)
