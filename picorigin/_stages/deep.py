@@ -28,6 +28,7 @@ import numpy as np
 
 from .._features import colour as colour_features
 from .._features import deep as deep_features
+from .._store.migrate import import_stage_file
 from .base import Stage
 
 __all__ = ["DeepSignal", "DeepStage", "label_classes"]
@@ -166,7 +167,8 @@ class DeepStage(Stage):
         elif stored != DESCRIPTOR:
             logger.warning("the catalog holds %s descriptors, this version computes %s: "
                            "re-index for meaningful similar results", stored, DESCRIPTOR)
-        _import_legacy(self, self.folder / "deep.sqlite")
+        import_stage_file(self, self.folder / "deep.sqlite",
+                          "SELECT id, embedding, labels, palette FROM signals", _legacy_signal)
 
     # -- computing signals (pure; any process) -------------------------------------------------
 
@@ -324,30 +326,8 @@ class DeepStage(Stage):
                 "bytes_in_ram": memory}
 
 
-def _import_legacy(stage: DeepStage, path: Path) -> None:
-    """Move the signals of a data folder from before schema 2 (``deep.sqlite``) into the
-    catalog; the old file is renamed ``.imported``."""
-    if not path.exists():
-        return
-    import sqlite3
-
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute("SELECT id, embedding, labels, palette FROM signals")
-        while batch := rows.fetchmany(1000):
-            signals = {key: DeepSignal(np.frombuffer(e, np.float32),
-                                       tuple((int(c), float(p)) for c, p in json.loads(lab)),
-                                       np.frombuffer(pal, np.float32).reshape(-1, 4))
-                       for key, e, lab, pal in batch}
-            stage.catalog.put_signals(stage.name,
-                                      [(k, stage.encode(s)) for k, s in signals.items()],
-                                      {k: stage.terms(s) for k, s in signals.items()})
-    except sqlite3.Error as error:
-        logger.warning("deep stage: could not import %s (%s); `picorigin reindex` recomputes "
-                       "what is missing", path, error)
-    finally:
-        db.close()
-    try:
-        path.rename(path.with_name(path.name + ".imported"))
-    except OSError:
-        pass  # another process opening the folder moved it first
+def _legacy_signal(row: tuple) -> tuple[int, DeepSignal]:
+    key, embedding, labels, palette = row
+    return key, DeepSignal(np.frombuffer(embedding, np.float32),
+                           tuple((int(c), float(p)) for c, p in json.loads(labels)),
+                           np.frombuffer(palette, np.float32).reshape(-1, 4))

@@ -33,6 +33,7 @@ from .. import _verify
 from .._features import local as local_features
 from .._features.local import LocalFeatures
 from .._index.inverted import InvertedFile, Vocabulary, train_vocabulary
+from .._store.migrate import import_stage_file
 from .base import Stage
 
 __all__ = ["LocalStage"]
@@ -99,7 +100,9 @@ class LocalStage(Stage):
         self._vocabulary_path = self.folder / "local_vocabulary.npz"
         self._vocabulary_lock = threading.RLock()
         self._vocabulary: Vocabulary | None = None  # loaded on first use
-        _import_legacy(self, self.folder / "local.sqlite")
+        import_stage_file(self, self.folder / "local.sqlite",
+                          "SELECT id, width, height, points, descriptors FROM features",
+                          _legacy_features)
 
     # -- computing signals (pure; any process) -------------------------------------------------
 
@@ -390,28 +393,8 @@ def _pack(points: np.ndarray, descriptors: np.ndarray, size: tuple[int, int],
                      np.ascontiguousarray(words, np.uint32).tobytes()])
 
 
-def _import_legacy(stage: LocalStage, path: Path) -> None:
-    """Move the features of a data folder from before schema 2 (``local.sqlite``) into the
-    catalog, re-quantised with the vocabulary in use; the old file is renamed ``.imported``."""
-    if not path.exists():
-        return
-    import sqlite3
-
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute("SELECT id, width, height, points, descriptors FROM features")
-        while batch := rows.fetchmany(1000):
-            stage.catalog.put_signals(stage.name, [
-                (key, _pack(np.frombuffer(p, np.float32).reshape(-1, 2),
-                            np.frombuffer(d, np.uint8).reshape(-1, 32), (w, h),
-                            stage._words(np.frombuffer(d, np.uint8).reshape(-1, 32))))
-                for key, w, h, p, d in batch])
-    except sqlite3.Error as error:
-        logger.warning("local stage: could not import %s (%s); `picorigin reindex` recomputes "
-                       "what is missing", path, error)
-    finally:
-        db.close()
-    try:
-        path.rename(path.with_name(path.name + ".imported"))
-    except OSError:
-        pass  # another process opening the folder moved it first
+def _legacy_features(row: tuple) -> tuple[int, LocalFeatures]:
+    key, width, height, points, descriptors = row
+    return key, LocalFeatures(np.frombuffer(points, np.float32).reshape(-1, 2),
+                              np.frombuffer(descriptors, np.uint8).reshape(-1, 32),
+                              (width, height))
