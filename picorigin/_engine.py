@@ -467,6 +467,7 @@ def _described(record: dict[str, Any]) -> dict[str, Any]:
     del record["orientation"]  # the canonicalising element: internal, not a fact of the image
     record["uris"] = [loc["uri"] for loc in record["locations"]]
     record["creator"] = origin.creator([record])
+    record["rights"] = origin.rights([record])
     return record
 
 
