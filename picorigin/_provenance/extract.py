@@ -2,7 +2,9 @@
 
 The crawler feeds the page to :class:`PageExtractor` chunk by chunk as it arrives (stdlib
 ``html.parser``: no dependency, and streaming keeps a huge page from being held whole), then reads
-a :class:`Page`. Every list and text kept is capped, so a hostile page costs at most a few MB.
+a :class:`Page`. Every list and text kept is capped, so a hostile page costs at most a few MB,
+plus the structured-data pass below (lxml over at most ``MAX_STRUCTURED_CHARS``: a 2.8 MB page
+with microdata raised peak memory by 29 MB).
 
 What is taken:
 
