@@ -148,8 +148,9 @@ class Engine:
             Where the image lives, recorded as its location (default: the path or URL;
             ``"<bytes>"`` for bytes with no uri).
         sighting : dict, optional
-            Where it was seen: any of page_url, page_title, alt, caption, author, license,
-            published.
+            Where it was seen: any of page_url, page_title, alt, caption, author,
+            author_source, license, published, and rights (``{"claims": [{"field", "value",
+            "source"}, ...]}``: what the page's structured data says of this image).
         metadata : dict, optional
             Facts supplied by the caller (creator, title, ...); they fill gaps in what the
             file's own EXIF/IPTC/XMP says.
@@ -467,6 +468,7 @@ def _described(record: dict[str, Any]) -> dict[str, Any]:
     del record["orientation"]  # the canonicalising element: internal, not a fact of the image
     record["uris"] = [loc["uri"] for loc in record["locations"]]
     record["creator"] = origin.creator([record])
+    record["rights"] = origin.rights([record])
     return record
 
 

@@ -30,13 +30,26 @@ _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 _PHOTOSHOP = "{http://ns.adobe.com/photoshop/1.0/}"
+_XMP_RIGHTS = "{http://ns.adobe.com/xap/1.0/rights/}"
+_PLUS = "{http://ns.useplus.org/ldf/xmp/1.0/}"
+_IPTC_CORE = "{http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/}"
 _XMP_PROPERTIES = {
     f"{_DC}creator": "creator",
     f"{_DC}rights": "copyright",
     f"{_PHOTOSHOP}Credit": "credit",
     f"{_DC}title": "title",
     f"{_PHOTOSHOP}DateCreated": "date_taken",
+    # IPTC Photo Metadata's rights: the licence (Web Statement of Rights) and usage terms.
+    f"{_XMP_RIGHTS}WebStatement": "web_statement",
+    f"{_XMP_RIGHTS}UsageTerms": "usage_terms",
 }
+# Structures: (property, {field: key}) read from each item of the property's list.
+_XMP_STRUCTURES = (
+    (f"{_PLUS}Licensor", {f"{_PLUS}LicensorName": "licensor",
+                          f"{_PLUS}LicensorURL": "licensor_url"}),
+    (f"{_IPTC_CORE}CreatorContactInfo", {f"{_IPTC_CORE}CiEmailWork": "creator_contact",
+                                          f"{_IPTC_CORE}CiUrlWork": "creator_contact"}),
+)
 # Formats whose XMP Pillow puts in ``info``; others (GIF, HEIF, ...) are searched byte by byte.
 _XMP_EXPOSED = frozenset(["JPEG", "MPO", "PNG", "WEBP", "TIFF", "AVIF"])
 # The packet's root: x:xmpmeta, x:xapmeta from old writers, or a bare rdf:RDF.
@@ -62,10 +75,13 @@ def read_metadata(image: Image.Image, data: bytes) -> dict[str, str | bool]:
     -------
     dict
         Keys among ``creator``, ``copyright``, ``credit``, ``date_taken``, ``camera``,
-        ``software``, ``title``, ``description`` (str, stripped, non-empty) and ``c2pa``
+        ``software``, ``title``, ``description``, the XMP rights fields ``web_statement``
+        (the licence URL), ``usage_terms``, ``licensor``, ``licensor_url`` (where to acquire
+        a licence) and ``creator_contact`` (e-mail; URL) (str, stripped, non-empty) and ``c2pa``
         (``True`` when a C2PA manifest is embedded). Only keys present in the file appear.
-        ``creator``, ``copyright`` and ``credit`` come with ``<key>_source``, the field the
-        claim was read from (``"exif:Artist"``, ``"iptc:By-line"``, ``"xmp:dc:creator"``, ...).
+        The claims of credit and rights come with ``<key>_source``, the field the claim was
+        read from (``"exif:Artist"``, ``"iptc:By-line"``, ``"xmp:dc:creator"``,
+        ``"xmp:plus:Licensor"``, ...).
     """
     found: dict[str, str | bool] = {}
     for reader in (_exif, _iptc, _xmp):
@@ -179,7 +195,41 @@ def _xmp(image: Image.Image, data: bytes) -> dict[str, str]:
                 value = _xmp_value(element)
             if value and value.strip() and key not in fields:
                 fields[key] = value.strip()
+        for name, parts in _XMP_STRUCTURES:
+            element = description.find(name)
+            if element is None:
+                continue
+            found: dict[str, list[str]] = {}
+            for item in _xmp_items(element):
+                for part, key in parts.items():
+                    if (value := _xmp_field(item, part)):
+                        found.setdefault(key, []).append(value)
+            for key, values in found.items():
+                fields.setdefault(key, "; ".join(dict.fromkeys(values)))
     return fields
+
+
+def _xmp_items(element: ElementTree.Element) -> list[ElementTree.Element]:
+    """The structures a property holds: each ``rdf:li`` of a list, or the property itself."""
+    container = next(iter(element), None)
+    if container is not None and container.tag in (f"{_RDF}Seq", f"{_RDF}Bag", f"{_RDF}Alt"):
+        return container.findall(f"{_RDF}li")
+    return [element]
+
+
+def _xmp_field(structure: ElementTree.Element, name: str) -> str:
+    """One field of a structure, written as an attribute, a child element, or either of those
+    inside a nested ``rdf:Description``."""
+    for node in (structure, structure.find(f"{_RDF}Description")):
+        if node is None:
+            continue
+        value = node.get(name)
+        child = node.find(name)
+        if not value and child is not None:
+            value = _xmp_value(child)
+        if value and value.strip():
+            return value.strip()
+    return ""
 
 
 def _xmp_value(element: ElementTree.Element) -> str:
@@ -203,6 +253,11 @@ _SOURCES = {
     (_xmp, "creator"): "xmp:dc:creator",
     (_xmp, "copyright"): "xmp:dc:rights",
     (_xmp, "credit"): "xmp:photoshop:Credit",
+    (_xmp, "web_statement"): "xmp:xmpRights:WebStatement",
+    (_xmp, "usage_terms"): "xmp:xmpRights:UsageTerms",
+    (_xmp, "licensor"): "xmp:plus:Licensor",
+    (_xmp, "licensor_url"): "xmp:plus:LicensorURL",
+    (_xmp, "creator_contact"): "xmp:Iptc4xmpCore:CreatorContactInfo",
 }
 
 

@@ -239,3 +239,76 @@ def test_iter_jpeg_segments(photo):
         assert end == start
     assert list(iter_jpeg_segments(jpeg[:40])) == [seg for seg in segments if seg[2] <= 40]
     assert np.asarray(Image.open(io.BytesIO(jpeg))).shape == (400, 600, 3)
+
+
+# IPTC Photo Metadata rights as Photo Mechanic / Lightroom write them: the Web Statement as an
+# attribute, the usage terms as a language alternative, the Licensor a list of structures
+# (one written with child elements, one with attributes of a nested rdf:Description), and the
+# creator's contact info a structure written with attributes.
+XMP_RIGHTS = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"
+    xmlns:xmpRights="http://ns.adobe.com/xap/1.0/rights/"
+    xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/"
+    xmlns:Iptc4xmpCore="http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"
+    xmpRights:WebStatement="https://creativecommons.org/licenses/by-nc/4.0/"
+    photoshop:Credit="Ann Author / Agency X">
+   <dc:creator><rdf:Seq><rdf:li>Ann Author</rdf:li></rdf:Seq></dc:creator>
+   <xmpRights:UsageTerms><rdf:Alt>
+     <rdf:li xml:lang="x-default">Editorial use only</rdf:li></rdf:Alt></xmpRights:UsageTerms>
+   <plus:Licensor><rdf:Seq>
+     <rdf:li rdf:parseType="Resource">
+      <plus:LicensorName>Agency X</plus:LicensorName>
+      <plus:LicensorURL>https://agency.test/buy/123</plus:LicensorURL>
+     </rdf:li>
+     <rdf:li><rdf:Description plus:LicensorName="Ann Author"
+        plus:LicensorURL="https://ann.test/licensing"/></rdf:li>
+   </rdf:Seq></plus:Licensor>
+   <Iptc4xmpCore:CreatorContactInfo Iptc4xmpCore:CiEmailWork="ann@ann.test"
+      Iptc4xmpCore:CiUrlWork="https://ann.test/"/>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>"""
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_xmp_rights_fields(photo, fmt):
+    if fmt == "PNG":
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", XMP_RIGHTS)
+        encoded = save(photo, "PNG", pnginfo=info)
+    else:
+        encoded = save(photo, fmt, xmp=XMP_RIGHTS.encode())
+    values, sources = metadata_and_sources(encoded)
+    assert values == {
+        "creator": "Ann Author",
+        "credit": "Ann Author / Agency X",
+        "web_statement": "https://creativecommons.org/licenses/by-nc/4.0/",
+        "usage_terms": "Editorial use only",
+        "licensor": "Agency X; Ann Author",
+        "licensor_url": "https://agency.test/buy/123; https://ann.test/licensing",
+        "creator_contact": "ann@ann.test; https://ann.test/",
+    }
+    assert sources == {
+        "creator": "xmp:dc:creator",
+        "credit": "xmp:photoshop:Credit",
+        "web_statement": "xmp:xmpRights:WebStatement",
+        "usage_terms": "xmp:xmpRights:UsageTerms",
+        "licensor": "xmp:plus:Licensor",
+        "licensor_url": "xmp:plus:LicensorURL",
+        "creator_contact": "xmp:Iptc4xmpCore:CreatorContactInfo",
+    }
+
+
+def test_xmp_rights_structures_may_be_empty(photo):
+    # A Licensor with no name and a contact with no fields add nothing, and lose nothing else.
+    empty = XMP_RIGHTS.replace("Agency X</plus:LicensorName>", "</plus:LicensorName>").replace(
+        'plus:LicensorName="Ann Author"', "").replace('Iptc4xmpCore:CiEmailWork="ann@ann.test"',
+                                                      "").replace(
+        'Iptc4xmpCore:CiUrlWork="https://ann.test/"', "")
+    values = metadata_of(save(photo, xmp=empty.encode()))
+    assert "licensor" not in values and "creator_contact" not in values
+    assert values["licensor_url"] == "https://agency.test/buy/123; https://ann.test/licensing"
+    assert values["web_statement"] == "https://creativecommons.org/licenses/by-nc/4.0/"

@@ -639,7 +639,8 @@ class _Crawler:
             logger.info("crawl: %s is larger than %d bytes; read only that", url, limit)
         if decoder is not None:
             extractor.feed(decoder.decode(b"", final=True))
-        extractor.close()
+        # Closing runs the structured-data pass (lxml, extruct): off the event loop.
+        await asyncio.to_thread(extractor.close)
         return extractor.page
 
 

@@ -1,9 +1,11 @@
-"""Where a picture came from: its copies' pages, its creator, its larger versions, its original.
+"""Where a picture came from: its copies' pages, its creator and rights, its larger versions,
+its original.
 
 Pure functions over plain records: an image record is what ``Engine.info`` returns (``id``,
 ``uri``, ``width``, ``height``, ``format``, ``byte_size``, ``metadata``, ``signals`` and
 ``locations``, each location a sighting with ``uri``, ``page_url``, ``page_title``, ``alt``,
-``author``, ``published``, ``first_seen``, ``last_seen``, ``removed_at``). Nothing here touches
+``author``, ``published``, ``first_seen``, ``last_seen``, ``removed_at`` and ``rights``, the
+structured data's claims about the image). Nothing here touches
 SQLite, the network or pixels, except :func:`compute_detail` (pixels of one image, at ingest)
 and :func:`jpeg_quality` (header of one file, at ingest).
 
@@ -62,6 +64,7 @@ __all__ = [
     "jpeg_quality",
     "likely_original",
     "pages",
+    "rights",
 ]
 
 COPY_KINDS = frozenset({"exact", "near_duplicate", "partial"})
@@ -322,33 +325,56 @@ def pages(records: Iterable[Mapping[str, Any]]) -> list[dict]:
     return sorted(seen.values(), key=lambda p: (_when(p["first_seen"]) or math.inf, p["page_url"]))
 
 
+def _metadata_source(metadata: Mapping[str, Any], key: str) -> str:
+    sources = metadata.get("sources") or {}
+    return sources.get(key) or metadata.get(f"{key}_source") or f"metadata:{key}"
+
+
+def _by_age(record: Mapping[str, Any]) -> list[dict]:
+    return sorted(_locations(record), key=lambda loc: _when(loc.get("first_seen")) or 0)
+
+
+def _structured_claims(record: Mapping[str, Any], field: str) -> Iterable[dict]:
+    """The claims of ``field`` the pages' structured data made about this image, oldest first."""
+    for location in _by_age(record):
+        for claim in ((location.get("rights") or {}).get("claims") or []):
+            if isinstance(claim, dict) and claim.get("field") == field and claim.get("value"):
+                yield {"name": claim["value"], "source": claim.get("source") or "page",
+                       "image_id": record.get("id"), "page_url": location.get("page_url")}
+
+
 def creator(records: Iterable[Mapping[str, Any]]) -> dict | None:
     """Who made the picture, and where that claim came from.
 
-    The image's own metadata wins over what a page says (a page author is often the writer,
-    not the photographer): first the records' ``creator`` (EXIF Artist, IPTC By-line or XMP
-    dc:creator), then their ``credit``, then the page authors. Records are read in the order
-    given, so pass the likely original first.
+    The image's own metadata wins over what a page says, and what a page says of the image in
+    its structured data wins over what it says of itself (a page author is often the writer,
+    not the photographer). In order: the records' ``creator`` (EXIF Artist, IPTC By-line or
+    XMP dc:creator), a page's structured ``creator`` for the image (``jsonld:creator``,
+    ``microdata:creator``, ``rdfa:creator``, ``jsonld:author``), the records' ``credit``, a
+    page's ``creditText``, the XMP licensor (``xmp:plus:Licensor``), then the page authors.
+    Records are read in the order given, so pass the likely original first. Every other claim,
+    conflicting ones included, is listed by :func:`rights`.
 
     Returns
     -------
     dict or None
         ``{"name", "source", "image_id"}`` (``"page_url"`` too for a page's claim). ``source``
         is the metadata field when the metadata reader recorded it (``metadata["sources"]``),
-        else ``"metadata:creator"``; for a page, ``"page:author"`` (``"page:<signal>"`` when the
-        sighting says which signal it was).
+        else ``"metadata:creator"``; for structured data ``<syntax>:<property>``; for a page's
+        own signals, ``"page:author"`` (``"page:<signal>"`` when the sighting says which).
     """
     records = list(records)
-    for key in ("creator", "credit"):
+    for key, field in (("creator", "creator"), ("credit", "credit"), ("licensor", None)):
         for record in records:
             metadata = record.get("metadata") or {}
             if metadata.get(key):
-                sources = metadata.get("sources") or {}
-                source = sources.get(key) or metadata.get(f"{key}_source") or f"metadata:{key}"
-                return {"name": metadata[key], "source": source, "image_id": record.get("id")}
+                return {"name": metadata[key], "source": _metadata_source(metadata, key),
+                        "image_id": record.get("id")}
+        for record in records if field else ():
+            for claim in _structured_claims(record, field):
+                return claim
     for record in records:
-        by_age = sorted(_locations(record), key=lambda loc: _when(loc.get("first_seen")) or 0)
-        for location in by_age:
+        for location in _by_age(record):
             if location.get("author"):
                 return {
                     "name": location["author"],
@@ -357,6 +383,91 @@ def creator(records: Iterable[Mapping[str, Any]]) -> dict | None:
                     "page_url": location.get("page_url"),
                 }
     return None
+
+
+# What the image file states, as rights claims: metadata key -> claim field.
+_METADATA_CLAIMS = {
+    "creator": "creator",
+    "credit": "credit",
+    "copyright": "copyright_notice",
+    "web_statement": "license",              # IPTC's Web Statement of Rights: the licence URL
+    "usage_terms": "usage_terms",
+    "licensor": "licensor",
+    "licensor_url": "acquire_license_page",  # where a licence is acquired
+    "creator_contact": "creator_contact",
+}
+RIGHTS_FIELDS = ("license", "acquire_license_page", "copyright_notice", "credit",
+                 "copyright_holder", "usage_terms")
+"""The fields :func:`rights` answers with one value each (the first claim's)."""
+_MAX_CLAIMS = 200
+
+
+def _claims(record: Mapping[str, Any]) -> list[dict]:
+    """Every claim about credit and rights one image carries: its file's first, then each
+    sighting's (oldest first; a page's structured data about the image before the page's own
+    ``rel=license`` and author)."""
+    claims: list[dict] = []
+    image_id = record.get("id")
+    metadata = record.get("metadata") or {}
+    for key, field in _METADATA_CLAIMS.items():
+        if metadata.get(key):
+            claims.append({"field": field, "value": str(metadata[key]),
+                           "source": _metadata_source(metadata, key), "image_id": image_id})
+    page_level: list[dict] = []
+    for location in _by_age(record):
+        where = {"image_id": image_id, "page_url": location.get("page_url") or None}
+        for claim in ((location.get("rights") or {}).get("claims") or []):
+            if isinstance(claim, dict) and claim.get("field") and claim.get("value"):
+                claims.append({"field": str(claim["field"]), "value": str(claim["value"]),
+                               "source": str(claim.get("source") or "page"), **where})
+        if location.get("license"):
+            page_level.append({"field": "license", "value": location["license"],
+                               "source": "page:rel=license", **where})
+        if location.get("author"):
+            page_level.append({"field": "creator", "value": location["author"],
+                               "source": location.get("author_source") or "page:author",
+                               **where})
+    return claims + page_level
+
+
+def _same(value: str) -> str:
+    return value.strip().lower().rstrip("/")
+
+
+def rights(records: Iterable[Mapping[str, Any]]) -> dict:
+    """What the images and the pages that show them claim about credit and licence.
+
+    Claims are kept, not reconciled: ``sources`` lists every one with where it came from, and
+    ``conflicts`` names the fields whose claims disagree. Each field's value is its first
+    claim's: records in the order given (pass the likely original first), within a record its
+    file's metadata (EXIF, IPTC, XMP), then its pages' structured data about it, then a page's
+    ``rel=license``.
+
+    Returns
+    -------
+    dict
+        ``{"license", "acquire_license_page", "copyright_notice", "credit", "copyright_holder",
+        "usage_terms"}`` (each a str or None), ``"sources"``: ``[{"field", "value", "source",
+        "image_id", "page_url"?}, ...]`` (``field`` also ``creator``, ``licensor``,
+        ``date_created``, ``creator_contact``) and ``"conflicts"``: sorted field names.
+    """
+    claims: list[dict] = []
+    seen: set[tuple] = set()
+    for record in records:
+        for claim in _claims(record):
+            key = (claim["field"], _same(claim["value"]), claim["source"],
+                   claim["image_id"], claim.get("page_url"))
+            if key not in seen and len(claims) < _MAX_CLAIMS:
+                seen.add(key)
+                claims.append(claim)
+    out: dict[str, Any] = {field: next((c["value"] for c in claims if c["field"] == field), None)
+                           for field in RIGHTS_FIELDS}
+    values: dict[str, set[str]] = {}
+    for claim in claims:
+        values.setdefault(claim["field"], set()).add(_same(claim["value"]))
+    out["sources"] = claims
+    out["conflicts"] = sorted(field for field, distinct in values.items() if len(distinct) > 1)
+    return out
 
 
 def _aspect(record: Mapping[str, Any]) -> float:
@@ -394,7 +505,9 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
        so an upscale cannot win by size;
     3. camera EXIF present (camera model or date taken), which re-posts usually strip;
     4. earliest sighting: page publication date or first seen, within a day of the earliest;
-    5. least recompressed: highest JPEG quality (or bits per pixel), within 5 %.
+    5. credit and rights stated: the most claims of creator, credit, copyright and licence, in
+       the file or in the pages that show it (see :func:`rights`), which re-posts usually drop;
+    6. least recompressed: highest JPEG quality (or bits per pixel), within 5 %.
 
     Returns
     -------
@@ -411,6 +524,8 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
     known_dates = [d[0] for d in dates.values() if d is not None]
     first_date = min(known_dates) if known_dates else None
     compression = {r["id"]: _compression(r) for r in records}
+    claims = {r["id"]: _claims(r) for r in records}
+    most_claims = max(len(c) for c in claims.values())
     best_compression = max(c[0] for c in compression.values())
 
     def camera(r: Mapping[str, Any]) -> str | None:
@@ -438,6 +553,14 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
             return None
         return "not cropped (same aspect ratio as the other copies)"
 
+    def stated(r: Mapping[str, Any]) -> str | None:
+        mine = claims[r["id"]]
+        if not mine or len(mine) < most_claims:
+            return None
+        sources = sorted({claim["source"] for claim in mine})
+        listed = ", ".join(sources[:6]) + (", ..." if len(sources) > 6 else "")
+        return f"credit and rights stated ({len(mine)} claims: {listed})"
+
     def least_recompressed(r: Mapping[str, Any]) -> str | None:
         value, text = compression[r["id"]]
         if value < best_compression * 0.95:
@@ -449,6 +572,7 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
         ("largest genuine resolution", resolution),
         ("camera EXIF", camera),
         ("earliest sighting", earliest),
+        ("credit and rights stated", stated),
         ("least recompressed", least_recompressed),
     )
     candidates = sorted(records, key=lambda r: r["id"])
@@ -489,9 +613,9 @@ def annotate(
     Returns
     -------
     dict
-        ``{"matches": {id: {"pages", "creator", "larger_than_query", "upscaled"}},
+        ``{"matches": {id: {"pages", "creator", "rights", "larger_than_query", "upscaled"}},
         "likely_original": {...} or None}``. Every copy (exact, near-duplicate, partial) shares
-        the pages of the whole group; ``larger_than_query`` is true only for a genuinely
+        the pages, creator and rights claims of the whole group; ``larger_than_query`` is true only for a genuinely
         higher-resolution version (an upscale has it false and ``upscaled`` true). A "similar"
         match is not a copy: its pages are its own, and it is never upscaled or larger.
     """
@@ -499,7 +623,7 @@ def annotate(
               if m.get("kind") in COPY_KINDS and m["id"] in records]
     original = likely_original(copies)
     ordered = sorted(copies, key=lambda r: r["id"] != (original or {}).get("id"))
-    group_pages, group_creator = pages(ordered), creator(ordered)
+    group_pages, group_creator, group_rights = pages(ordered), creator(ordered), rights(ordered)
     smaller_pool = [query, *copies]
     out: dict[int, dict] = {}
     for match in matches:
@@ -508,10 +632,12 @@ def annotate(
             continue
         if match.get("kind") not in COPY_KINDS:
             out[match["id"]] = {"pages": pages([record]), "creator": creator([record]),
+                                "rights": rights([record]),
                                 "larger_than_query": False, "upscaled": False}
             continue
         upscaled = any(is_upscale(record, other) for other in smaller_pool if other is not record)
         bigger = _pixels(record) > _pixels(query) * _LARGER and not upscaled
         out[match["id"]] = {"pages": group_pages, "creator": group_creator,
+                            "rights": group_rights,
                             "larger_than_query": bigger, "upscaled": upscaled}
     return {"matches": out, "likely_original": original}

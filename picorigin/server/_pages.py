@@ -100,10 +100,11 @@ async def image_page(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) ->
     info = public(await runner.read(runner.engine.info, image_id))
     columns = [  # location fields that any location fills in, in the catalog's order
         name for name in (info["locations"][0] if info.get("locations") else {})
-        if any(loc.get(name) not in (None, "") for loc in info["locations"])
+        if name != "rights"   # its claims are listed, with their sources, under "Credit and rights"
+        and any(loc.get(name) not in (None, "") for loc in info["locations"])
     ]
     # "orientation" is how the image was stored (its canonical form), not a fact about it.
-    shown = {"id", "uri", "uris", "width", "height", "format", "creator", "locations",
+    shown = {"id", "uri", "uris", "width", "height", "format", "creator", "rights", "locations",
              "metadata", "byte_size", "added_at", "signals", "orientation"}
     extra = {k: v for k, v in info.items() if k not in shown and v not in (None, "", [], {})}
     return _page(request, "image.html", {"info": info, "extra": extra, "loc_columns": columns,

@@ -18,6 +18,7 @@ from picorigin._provenance.origin import (
     jpeg_quality,
     likely_original,
     pages,
+    rights,
 )
 
 
@@ -195,3 +196,78 @@ def test_annotate_shares_group_pages_and_leaves_similar_matches_alone():
     assert [p["page_url"] for p in out["matches"][3]["pages"]] == ["http://c.test/"]
     assert out["matches"][3]["larger_than_query"] is False
     assert annotate({"width": 1, "height": 1}, [], {})["likely_original"] is None
+
+
+def claim(field, value, source):
+    return {"field": field, "value": value, "source": source}
+
+
+def test_rights_lists_every_claim_and_names_the_fields_that_disagree():
+    signed = record(1, 600, 400, metadata={
+        "creator": "Ann", "creator_source": "exif:Artist", "copyright": "(c) Ann",
+        "copyright_source": "exif:Copyright", "web_statement": "https://license.test/by/",
+        "web_statement_source": "xmp:xmpRights:WebStatement", "licensor": "Agency",
+        "licensor_source": "xmp:plus:Licensor", "licensor_url": "https://agency.test/buy",
+        "licensor_url_source": "xmp:plus:LicensorURL"},
+        locations=[seen("http://b.test/", "http://b.test/1.jpg", "2024-01-02",
+                        license="https://license.test/nc", author="Blogger",
+                        author_source="page:meta author",
+                        rights={"claims": [claim("creator", "Bea", "jsonld:creator"),
+                                           claim("license", "https://license.test/by",
+                                                 "jsonld:license"),
+                                           claim("credit", "Bea / Agency",
+                                                 "jsonld:creditText")]})])
+    out = rights([signed])
+    assert (out["license"], out["acquire_license_page"], out["copyright_notice"],
+            out["credit"]) == ("https://license.test/by/", "https://agency.test/buy",
+                               "(c) Ann", "Bea / Agency")
+    assert [(c["field"], c["source"]) for c in out["sources"]] == [
+        ("creator", "exif:Artist"), ("copyright_notice", "exif:Copyright"),
+        ("license", "xmp:xmpRights:WebStatement"), ("licensor", "xmp:plus:Licensor"),
+        ("acquire_license_page", "xmp:plus:LicensorURL"),
+        ("creator", "jsonld:creator"), ("license", "jsonld:license"),
+        ("credit", "jsonld:creditText"), ("license", "page:rel=license"),
+        ("creator", "page:meta author")]
+    assert out["sources"][5]["page_url"] == "http://b.test/" and out["sources"][0]["image_id"] == 1
+    # ".../by/" and ".../by" are one licence; the page's rel=license names another.
+    assert out["conflicts"] == ["creator", "license"]
+    assert rights([record(2, 1, 1)]) == {
+        "license": None, "acquire_license_page": None, "copyright_notice": None,
+        "credit": None, "copyright_holder": None, "usage_terms": None,
+        "sources": [], "conflicts": []}
+
+
+def test_creator_reads_structured_data_before_credit_and_the_licensor_before_page_authors():
+    page = [seen("http://b.test/", "u", "2024-01-01", author="Writer",
+                 rights={"claims": [claim("credit", "Studio", "jsonld:creditText")]})]
+    marked = record(1, 300, 200, locations=[seen(
+        "http://a.test/", "u", "2024-01-01",
+        rights={"claims": [claim("creator", "Mo", "microdata:creator")]})])
+    licensed = record(2, 300, 200, metadata={"licensor": "Agency",
+                                             "licensor_source": "xmp:plus:Licensor"},
+                      locations=page)
+    credited = record(3, 300, 200, locations=page)
+    assert creator([licensed, marked]) == {"name": "Mo", "source": "microdata:creator",
+                                           "image_id": 1, "page_url": "http://a.test/"}
+    assert creator([licensed])["source"] == "jsonld:creditText"
+    assert creator([record(4, 1, 1, metadata=licensed["metadata"])]) == {
+        "name": "Agency", "source": "xmp:plus:Licensor", "image_id": 4}
+    assert creator([credited])["name"] == "Studio"
+
+
+def test_likely_original_counts_credit_and_rights_claims():
+    crawled = "2024-01-01T00:00:00+00:00"
+    bare = record(1, 600, 400, locations=[seen("http://b.test/", "u1", crawled)])
+    credited = record(2, 600, 400, locations=[seen(
+        "http://a.test/", "u2", crawled,
+        rights={"claims": [claim("creator", "Ann", "jsonld:creator"),
+                           claim("license", "https://license.test/", "jsonld:license")]})])
+    result = likely_original([bare, credited])
+    assert (result["id"], result["decided_by"]) == (2, "credit and rights stated")
+    assert result["evidence"][0] == (
+        "credit and rights stated (2 claims: jsonld:creator, jsonld:license)")
+    out = annotate({"width": 600, "height": 400},
+                   [{"id": 1, "kind": "exact"}, {"id": 2, "kind": "near_duplicate"}],
+                   {1: bare, 2: credited})
+    assert out["matches"][1]["rights"] == out["matches"][2]["rights"]
+    assert out["matches"][1]["rights"]["license"] == "https://license.test/"

@@ -154,9 +154,24 @@ function matchCard(match, query) {
       el("p", {class: "uri", title: match.uri || ""},
         el("a", {href}, shortUri(match.uri) || `image ${match.id}`),
         others > 0 ? el("span", {class: "muted"}, ` +${others} more`) : null),
-      creator ? el("p", {class: "creator"}, "by ", el("strong", {}, creator)) : null,
+      creator ? el("p", {class: "creator"}, "by ", el("strong", {}, creator),
+        match.creator.source ? el("span", {class: "muted"}, ` (${match.creator.source})`) : null) : null,
+      licenceLine(match.rights),
       labelLine(match.labels),
       pagesList(match.pages)));
+}
+
+// The licence a match's file or pages claim, with where the claim came from; a link only for
+// http(s) (a recorded "javascript:" value stays text).
+function licenceLine(rights) {
+  if (!rights || !rights.license) return null;
+  const claim = (rights.sources || []).find((c) => c.field === "license") || {};
+  const value = isWebLink(rights.license)
+    ? el("a", {href: rights.license, rel: "noopener noreferrer nofollow"}, rights.license)
+    : rights.license;
+  const conflict = (rights.conflicts || []).includes("license");
+  return el("p", {class: "licence"}, "licence ", value,
+    claim.source ? el("span", {class: "muted"}, ` (${claim.source}${conflict ? "; sources disagree" : ""})`) : null);
 }
 
 function isOriginal(match, query) {
