@@ -333,6 +333,73 @@ def reindex(engine: Engine, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@engine_command
+def check(engine: Engine, as_json: bool) -> None:
+    """Check that every index agrees with the catalog; exit 1 when one does not."""
+    findings = engine.check()
+    if as_json:
+        click.echo(json.dumps(findings))
+    else:
+        click.echo(f"database      {', '.join(findings['database'])}")
+        for index in findings["indexes"]:
+            state = "ok" if index["ok"] else (
+                f"DISAGREES: {len(index['missing'])} rows not indexed, {len(index['extra'])} "
+                f"entries without rows, checkpoint usable: {index['checkpoint_usable']}")
+            click.echo(f"index {index['signal']:<8}{index['entries']} entries, "
+                       f"{index['rows']} rows: {state}")
+        for name, count in findings["missing_signals"].items():
+            click.echo(f"stage {name:<8}{count} images lack its signal")
+        if not findings["ok"]:
+            click.echo("run `picorigin repair` to rebuild what disagrees")
+    if not findings["ok"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@engine_command
+def repair(engine: Engine, as_json: bool) -> None:
+    """Rebuild every index from the catalog and compute missing signals; then check."""
+    outcome = engine.repair()
+    if as_json:
+        click.echo(json.dumps(outcome))
+    else:
+        click.echo(f"rebuilt {', '.join(outcome['rebuilt'])}; "
+                   f"reindexed {outcome['reindexed']['indexed']} images")
+        click.echo("check: " + ("ok" if outcome["check"]["ok"] else "still disagrees"))
+    if not outcome["check"]["ok"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@engine_command
+def backup(engine: Engine, destination: Path) -> None:
+    """Write a consistent copy of the data folder into DESTINATION, while it is in use."""
+    try:
+        click.echo(f"backed up to {engine.backup(destination)}")
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the catalog the data folder holds.")
+@_engine_options
+def restore(source: Path, force: bool, db: Path | None, settings: tuple[str, ...]) -> None:
+    """Restore a backup made by `picorigin backup` into the data folder (--db)."""
+    from . import _maintenance
+
+    outer = click.get_current_context().find_root().obj or {}
+    folder = db or outer.get("db") or default_data_folder()
+    try:
+        click.echo(f"restored into {_maintenance.restore(source, folder, force=force)}")
+    except PicoriginError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cli.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--depth", type=int, default=2, show_default=True, help="Links followed from a seed.")
 @click.option("--max-pages", type=int, default=100, show_default=True, help="Pages read at most.")

@@ -438,6 +438,24 @@ class Engine:
         images = [_described(records[i]) for i in ids if i in records]
         return {"total": total, "offset": offset, "images": images}
 
+    def check(self) -> dict[str, Any]:
+        """Whether every index agrees with the catalog (``picorigin._maintenance.check``)."""
+        from . import _maintenance
+
+        return _maintenance.check(self)
+
+    def repair(self) -> dict[str, Any]:
+        """Rebuild what disagrees and compute missing signals (``_maintenance.repair``)."""
+        from . import _maintenance
+
+        return _maintenance.repair(self)
+
+    def backup(self, destination: str | Path) -> Path:
+        """A consistent, restorable copy of the data folder, taken while it is in use."""
+        from . import _maintenance
+
+        return _maintenance.backup(self, destination)
+
     def stats(self) -> dict[str, Any]:
         """Counts, index sizes and the data folder's size on disk."""
         counts = self._catalog.counts()

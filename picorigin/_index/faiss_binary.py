@@ -56,6 +56,10 @@ class FaissBinaryIndex(BinaryIndex):
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def ids(self) -> np.ndarray:
+        """Every stored id, shape (n,), int64."""
+        return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
     def save(self, path: Path) -> None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")

@@ -145,6 +145,9 @@ class _Index:
     def save(self, path: Path) -> None:
         self.dense.save(path)
 
+    def ids(self) -> set[int]:
+        return {int(i) for i in self.dense.items()[0]}
+
     def __len__(self) -> int:
         return len(self.dense)
 

@@ -34,6 +34,9 @@ class _Index:
     def save(self, path: Path) -> None:
         self.faiss.save(path)
 
+    def ids(self) -> set[int]:
+        return {int(i) for i in self.faiss.ids()}
+
     def __len__(self) -> int:
         return len(self.faiss)
 

@@ -81,6 +81,9 @@ class _Index:
     def save(self, path: Path) -> None:
         self.inverted.save(path, "")
 
+    def ids(self) -> set[int]:
+        return {int(i) for i in self.inverted.ids()}
+
     def __len__(self) -> int:
         return len(self.inverted)
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from .._errors import PicoriginError
 
 __all__ = ["SIGHTING_FIELDS", "Catalog", "Checkpoint", "ImageRecord", "NewImage", "now"]
 
@@ -183,10 +186,12 @@ class Catalog(abc.ABC):
         """The newest checkpoint recorded for signal ``name``."""
 
     @abc.abstractmethod
-    def record_checkpoint(self, name: str, checkpoint: Checkpoint) -> str | None:
-        """Record a checkpoint if it is newer than the one recorded; prune the change log below
-        every signal's checkpoint. Returns the file it replaced (to delete), ``checkpoint.file``
-        itself when it was not newer, or None."""
+    def record_checkpoint(self, name: str, checkpoint: Checkpoint, *,
+                          replace: bool = False) -> str | None:
+        """Record a checkpoint if it is newer than the one recorded (or as new, with
+        ``replace``: a rebuild replacing a damaged one); prune the change log below every
+        signal's checkpoint. Returns the file it replaced (to delete), ``checkpoint.file``
+        itself when it was not recorded, or None."""
 
     # -- small settings kept with the data ------------------------------------------------
 
@@ -198,3 +203,14 @@ class Catalog(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # -- maintenance (optional: a backend without them says so) ------------------------------
+
+    def integrity(self) -> list[str]:
+        """Problems the database itself reports (empty when sound)."""
+        return []
+
+    def backup(self, path: Path) -> None:
+        """Write a consistent copy of the whole catalog to ``path`` while others keep using it."""
+        raise PicoriginError(f"{type(self).__name__} cannot be backed up by picorigin; use "
+                             "the database's own tools")

@@ -238,10 +238,11 @@ class MemoryCatalog(Catalog):
     def checkpoint(self, name: str) -> Checkpoint | None:
         return self._checkpoints.get(name)
 
-    def record_checkpoint(self, name: str, checkpoint: Checkpoint) -> str | None:
+    def record_checkpoint(self, name: str, checkpoint: Checkpoint, *,
+                          replace: bool = False) -> str | None:
         with self._lock:
             old = self._checkpoints.get(name)
-            if old is not None and old.seq >= checkpoint.seq:
+            if old is not None and old.seq > checkpoint.seq - (0 if replace else 1):
                 return checkpoint.file
             self._checkpoints[name] = checkpoint
             lowest = min(c.seq for c in self._checkpoints.values())

@@ -48,6 +48,9 @@ class DerivedIndex(Protocol):
 
     def __len__(self) -> int: ...
 
+    def ids(self) -> set[int]:
+        """Every id the index holds (for ``check``)."""
+
 
 class _Keeper(Protocol):
     """What the store needs from the stage it serves."""
@@ -90,6 +93,7 @@ class SignalStore:
         self._seq = 0  # change-log position the in-memory index includes
         self._saved_seq = -1  # position of the newest checkpoint known to exist
         self._last_save = time.monotonic()
+        self.loaded_from: str | None = None  # the checkpoint file the index came from
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class SignalStore:
                             error)
                 continue
             self._seq = self._saved_seq = recorded.seq
+            self.loaded_from = recorded.file
             return
         self._rebuild()
 
@@ -146,12 +151,14 @@ class SignalStore:
         for rows in self.catalog.scan_signals(self.name):
             index.update([], [(i, self.keeper.index_entry(data)) for i, data in rows])
         self._index, self._seq, self._saved_seq = index, position, -1
+        self.loaded_from = None
         logger.info("%s index: rebuilt from %d stored signals", self.name, len(index))
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def checkpoint(self, *, force: bool = False) -> bool:
-        """Write a checkpoint if enough changed (always with ``force``, if anything did).
+    def checkpoint(self, *, force: bool = False, replace: bool = False) -> bool:
+        """Write a checkpoint if enough changed (always with ``force``, if anything did;
+        ``replace`` records it even over one of the same position, e.g. a damaged one).
 
         Returns whether one was recorded.
         """
@@ -173,7 +180,8 @@ class SignalStore:
             self._index.save(tmp)
             os.replace(tmp, final)
             stale = self.catalog.record_checkpoint(
-                self.name, Checkpoint(self._seq, final.name, self.keeper.index_meta()))
+                self.name, Checkpoint(self._seq, final.name, self.keeper.index_meta()),
+                replace=replace)
             self._saved_seq, self._last_save = self._seq, time.monotonic()
             if stale is not None:
                 _unlink(self.folder / stale)
@@ -190,6 +198,34 @@ class SignalStore:
                     path.unlink()
             except OSError:
                 pass
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any]:
+        """Load the recorded checkpoint afresh, catch it up, and compare it with the rows.
+
+        Returns
+        -------
+        dict
+            ``signal``, ``checkpoint`` (the recorded file, or None), ``checkpoint_usable``,
+            ``entries`` (in the index), ``rows`` (in the catalog), ``missing`` and ``extra``
+            (up to 20 ids each), ``ok``.
+        """
+        recorded = self.catalog.checkpoint(self.name)
+        fresh = SignalStore(self.catalog, self.folder, self.keeper)
+        index = fresh.sync()
+        held, rows = set(index.ids()), self.catalog.signal_ids(self.name)
+        usable = recorded is None or fresh.loaded_from is not None
+        return {"signal": self.name, "checkpoint": recorded.file if recorded else None,
+                "checkpoint_usable": usable, "entries": len(held), "rows": len(rows),
+                "missing": sorted(rows - held)[:20], "extra": sorted(held - rows)[:20],
+                "ok": usable and held == rows}
+
+    def rebuild(self) -> None:
+        """Rebuild the index from the catalog's rows and record a fresh checkpoint."""
+        with self._lock:
+            self._rebuild()
+            self.checkpoint(force=True, replace=True)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -388,11 +388,12 @@ class SQLiteCatalog(Catalog):
                                    (name,)).fetchone()
         return None if row is None else Checkpoint(int(row[0]), row[1], json.loads(row[2]))
 
-    def record_checkpoint(self, name: str, checkpoint: Checkpoint) -> str | None:
+    def record_checkpoint(self, name: str, checkpoint: Checkpoint, *,
+                          replace: bool = False) -> str | None:
         with self._transaction() as db:
             row = db.execute("SELECT seq, file FROM checkpoints WHERE name = ?",
                              (name,)).fetchone()
-            if row is not None and int(row[0]) >= checkpoint.seq:
+            if row is not None and int(row[0]) > checkpoint.seq - (0 if replace else 1):
                 return checkpoint.file
             db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
                        (name, checkpoint.seq, checkpoint.file,
@@ -402,6 +403,21 @@ class SQLiteCatalog(Catalog):
             db.execute("DELETE FROM changes WHERE seq <= ?", (lowest,))
         return None if row is None else row[1]
 
+    def integrity(self) -> list[str]:
+        return _integrity(self._reader)
+
+    def backup(self, path: Path) -> None:
+        # SQLite's online backup: a consistent snapshot while other processes keep writing.
+        # Checkpoint records are dropped from the copy: the index files are not in it, and
+        # derived indexes rebuild from the rows.
+        target = sqlite3.connect(path)
+        try:
+            self._reader.backup(target)
+            with target:
+                target.execute("DELETE FROM checkpoints")
+        finally:
+            target.close()
+
     def get_meta(self, key: str) -> str | None:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
@@ -409,6 +425,10 @@ class SQLiteCatalog(Catalog):
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _integrity(db: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in db.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

@@ -68,6 +68,9 @@ def test_checkpoints_prune_the_log_below_every_signal(catalog):
     assert catalog.record_checkpoint("local", Checkpoint(1, "l-0", {})) == "l-0"
     assert catalog.record_checkpoint("local", Checkpoint(end, "l-2", {"v": 2})) == "l-1"
     assert catalog.checkpoint("local") == Checkpoint(end, "l-2", {"v": 2})
+    # one of the same position replaces it only when asked (a rebuild over a damaged file)
+    assert catalog.record_checkpoint("local", Checkpoint(end, "l-3", {})) == "l-3"
+    assert catalog.record_checkpoint("local", Checkpoint(end, "l-3", {}), replace=True) == "l-2"
 
 
 def test_terms_find_ids_by_weight(catalog):
