@@ -170,7 +170,8 @@ def history_pictures() -> dict[str, "Image.Image"]:
 
 @dataclass
 class HistoryServer(LiveServer):
-    query: bytes = b""
+    query: bytes = b""  # the query: a smaller copy of the original
+    sightings: int = 0  # (page, image) pairs recorded
 
 
 @pytest.fixture(scope="session")
@@ -201,7 +202,8 @@ def history_server(tmp_path_factory) -> Iterator[HistoryServer]:
                     "page_url": f"http://{host}:{port}{page}", "page_title": page, "seen": seen})
     try:
         with engine, run_server(create_app(engine)) as url:
-            yield HistoryServer(url, engine, None, ids, query=jpeg_bytes(pictures["query"], 85))
+            yield HistoryServer(url, engine, None, ids, query=jpeg_bytes(pictures["query"], 85),
+                                sightings=sum(len(s) for s in SIGHTINGS.values()))
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -465,7 +465,7 @@ function timelineSection(matches, original) {
 // Tick marks on whole years, months or days, at most about one per 90 px.
 function timeTicks(lo, hi, width) {
   const day = 86400000;
-  const most = Math.max(2, Math.floor(width / 90));
+  const most = Math.max(3, Math.floor(width / 80));
   const ticks = [];
   const span = hi - lo;
   const start = new Date(lo);
@@ -621,7 +621,8 @@ function compareFacts(result) {
           `yours [${result.a_box.join(", ")}] of ${aw}×${ah}, match [${result.b_box.join(", ")}] of ${bw}×${bh}`));
   }
   add("Rotation", `${Number(result.rotation || 0).toFixed(1)}°`);
-  add("Scale", `×${Number(result.scale || 1).toFixed(3)} (match pixels per pixel of yours)`);
+  // scale is how large yours shows the match: 0.5 when yours is half its size.
+  add("Scale", `yours shows the match at ×${Number(result.scale || 1).toFixed(3)}`);
   add("Mirrored", result.mirror ? "yes" : "no");
   const shift = result.colour_shift;
   if (shift) {
