@@ -15,6 +15,7 @@ import click
 from ._engine import Engine, default_data_folder
 from ._errors import PicoriginError, SettingError
 from ._models import KINDS, IndexReport, SearchResult
+from ._results import SORTS, normalise_domain
 from ._settings import SETTINGS
 
 __all__ = ["cli", "main"]
@@ -168,6 +169,13 @@ def _print_report(report: IndexReport, as_json: bool) -> None:
               help="Only images with at least 10 % of this colour (a name or #rrggbb).")
 @click.option("--fast", is_flag=True,
               help="Fingerprint only: exact and near-duplicate copies, no other stage.")
+@click.option("--sort", type=click.Choice(SORTS), default="best", show_default=True,
+              help="Order: best match, most changed, biggest (genuine resolution; upscales "
+                   "after), oldest or newest first seen. Copies always come before similar.")
+@click.option("--domain", default=None, metavar="HOST[/FOLDER]",
+              help="Only matches seen on this host (and its subdomains) or in this folder.")
+@click.option("--larger-only", is_flag=True,
+              help="Only copies genuinely larger than the query (an upscale is not).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query, one per line.")
 @engine_command
 def search(
@@ -178,17 +186,26 @@ def search(
     label: str | None,
     colour: str | None,
     fast: bool,
+    sort: str,
+    domain: str | None,
+    larger_only: bool,
     as_json: bool,
 ) -> None:
     """Find copies of each query image (a path or an http(s) URL), then similar images.
 
     Exits with status 1 when a query could not be read.
     """
+    if domain is not None:
+        try:
+            normalise_domain(domain)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--domain") from None
     failed = False
     for query in queries:
         try:
             result = engine.search(
-                query, k=k, kinds=kinds or None, label=label, colour=colour, fast=fast
+                query, k=k, kinds=kinds or None, label=label, colour=colour, fast=fast,
+                sort=sort, domain=domain, larger_only=larger_only,
             )
         except PicoriginError as error:
             failed = True

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from . import _imaging, _search
+from . import _imaging, _results, _search
 from ._errors import NotFound, PicoriginError, StageUnavailable
 from ._ingest.analyse import Analysed, Failed, Known, analyse, decode, file_stat, working_side
 from ._ingest.pool import analyse_all
@@ -38,6 +38,8 @@ logger = logging.getLogger("picorigin")
 
 # compare() aligns images decoded this large: finer changed regions than the 640 px stages see.
 _COMPARE_SIDE = 1024
+# A sorted or filtered search ranks this many matches, at least, before keeping k.
+_WIDE_K = 100
 
 
 def default_data_folder() -> Path:
@@ -291,6 +293,9 @@ class Engine:
         label: str | None = None,
         colour: str | None = None,
         fast: bool = False,
+        sort: str = "best",
+        domain: str | None = None,
+        larger_only: bool = False,
     ) -> SearchResult:
         """Find copies of an image, and images that look like it.
 
@@ -309,6 +314,14 @@ class Engine:
             deep stage.
         fast : bool
             The fingerprint only: exact and near-duplicate copies, no stages.
+        sort : str
+            ``best``, ``changed``, ``biggest``, ``oldest`` or ``newest`` (see
+            ``picorigin._results``); copies always come before similar images.
+        domain : str, optional
+            Only matches with a location on this host (``example.org``, its subdomains too)
+            or in this folder (``example.org/news``, ``/srv/photos``).
+        larger_only : bool
+            Only copies genuinely larger than the query (an upscale is not).
 
         Raises
         ------
@@ -316,19 +329,24 @@ class Engine:
             When the query cannot be read or decoded.
         StageUnavailable
             When ``label`` or ``colour`` is asked for without the deep stage.
+        ValueError
+            An unknown kind or sort, or an unreadable domain.
         """
         started = time.perf_counter()
         wanted = frozenset(kinds) if kinds else frozenset(KINDS)
         unknown = wanted - set(KINDS)
         if unknown:
             raise ValueError(f"unknown kind(s) {sorted(unknown)}; kinds are {list(KINDS)}")
+        _results.arrange([], sort=sort, domain=domain)  # refuse a bad sort or domain up front
+        # Reordered or filtered, the k shown come from a wider net than the k best.
+        reach = k if (sort == "best" and not domain and not larger_only) else max(k, _WIDE_K)
         stages = [] if fast else self.stages
         if (label or colour) and "deep" not in stages:
             reason = self.stages_off.get("deep", "it is not enabled (setting stages)")
             raise StageUnavailable(
                 f"--label and --colour need the deep stage, which is off: {reason}")
         # One position for every index: the search sees one consistent state of the catalog.
-        ask = _search.Ask(k=k, kinds=wanted, label=label, colour=colour, fast=fast,
+        ask = _search.Ask(k=reach, kinds=wanted, label=label, colour=colour, fast=fast,
                           position=self._catalog.position(), settings=self.settings)
         query = Query(source, self.settings, working_side(stages))
         found = _search.run(self._steps, query, ask)
@@ -341,8 +359,10 @@ class Engine:
                    for hit in found.hits()
                    if hit.id in records and hit.kind in wanted]  # records: not removed meanwhile
         matches.sort(key=lambda m: (KINDS.index(m.kind), -m.score, m.id))
-        matches = matches[:k]
+        matches = matches[:reach]
         likely_original = self._add_provenance(matches, records, query)
+        matches = _results.arrange(matches, sort=sort, domain=domain,
+                                   larger_only=larger_only)[:k]
         if likely_original:
             extra["likely_original"] = likely_original
         if self.stages_off and not fast:
@@ -412,6 +432,69 @@ class Engine:
                                   size_a=queries[0].size, size_b=queries[1].size,
                                   diff_path=diff_path)
         return {"a": queries[0].label, "b": queries[1].label, **result}
+
+    def compare_indexed(
+        self,
+        a: str | Path | bytes,
+        image_id: int,
+        *,
+        diff_path: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """`compare` an image with an indexed one, read by its id.
+
+        The indexed image is read from the first of its locations that still holds the same
+        bytes (a file, or a URL fetched under the usual rules); when none does, from its
+        thumbnail, with every box still in the image's full-size pixels.
+
+        Returns
+        -------
+        dict
+            What `compare` returns, with ``b_id``, ``a_width`` / ``a_height`` and ``b_width`` /
+            ``b_height`` (each image's full size) and ``b_from``: ``"location"`` (``b_uri`` names it) or
+            ``"thumbnail"`` (``b_uri`` None).
+
+        Raises
+        ------
+        NotFound
+            No indexed image has that id, or none of its locations nor a thumbnail can be read.
+        """
+        from . import _compare
+
+        record = self._catalog.images([int(image_id)]).get(int(image_id))
+        if record is None:
+            raise NotFound(f"no indexed image has id {image_id}")
+        data, where = self._indexed_bytes(record)
+        size_b = (int(record["width"]), int(record["height"]))
+        query_a = Query(a, self.settings, _COMPARE_SIDE)
+        if data is None:
+            jpeg = self._catalog.thumbnail(int(image_id))
+            if jpeg is None:
+                raise NotFound(f"image {image_id} can no longer be read from any of its "
+                               f"locations, and no thumbnail of it is kept")
+            query_b, source_b = Query(jpeg, self.settings, _COMPARE_SIDE), "thumbnail"
+        else:
+            query_b, source_b = Query(data, self.settings, _COMPARE_SIDE), "location"
+        result = _compare.compare(query_a.decoded(_COMPARE_SIDE).image,
+                                  query_b.decoded(_COMPARE_SIDE).image,
+                                  size_a=query_a.size, size_b=size_b, diff_path=diff_path)
+        return {"a": query_a.label, "b": f"image {int(image_id)}", "b_uri": where, "b_id": int(image_id), "b_from": source_b,
+                "b_width": size_b[0], "b_height": size_b[1], "a_width": query_a.size[0],
+                "a_height": query_a.size[1], **result}
+
+    def _indexed_bytes(self, record: dict[str, Any]) -> tuple[bytes | None, str | None]:
+        """The bytes of an indexed image from its first readable location, and that location."""
+        for location in record["locations"]:
+            uri = location["uri"]
+            if location.get("removed_at") or not (
+                    _imaging._URL.match(uri) or Path(uri).is_absolute()):
+                continue  # gone, or a label ("upload:...", "<bytes>"), not a place to read
+            try:
+                _, data = _imaging.read_source(uri, self.settings)
+            except PicoriginError:
+                continue
+            if hashlib.sha256(data).hexdigest() == record["sha256"]:
+                return data, uri
+        return None, None
 
     def info(self, image_id: int) -> dict[str, Any]:
         """The full record of an image: size, format, metadata, every location. Raises NotFound."""
@@ -507,5 +590,5 @@ def _match(record: dict[str, Any], hit: _search.Hit, query_area: int) -> Match:
         distance=hit.distance,
         creator=origin.creator([record]),
         metadata=record["metadata"],
-        extra=dict(hit.extra),
+        extra={**hit.extra, "first_seen": _results.first_seen(record["locations"])},
     )

@@ -18,8 +18,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from .._models import KINDS
+from .._results import SORTS, normalise_domain
 from ._guards import require_key
 from ._runner import EngineRunner
+from ._uploads import UPLOAD_ID
 
 __all__ = ["MAX_ID", "http_url", "public", "router"]
 
@@ -33,7 +35,7 @@ router = APIRouter(prefix="/api")
 
 
 # Keys whose values may be server paths: where an image was indexed from, the data folder.
-_PATH_KEYS = frozenset(["uri", "uris", "data_folder"])
+_PATH_KEYS = frozenset(["uri", "uris", "data_folder", "b_uri"])
 _LOCAL_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
 # An absolute path inside a sentence (not a URL's path: that follows a host or "//").
 # Greedy across spaces: it may swallow words between two paths, never leave a folder name.
@@ -84,6 +86,13 @@ _SEARCH_OPTIONS = {
     "label": {"type": "string", "description": "only images whose best-guess labels include this"},
     "colour": {"type": "string", "description": "only images with 10 % of this colour"},
     "fast": {"type": "boolean", "description": "fingerprint only: exact and near-duplicates"},
+    "sort": {"type": "string", "enum": list(SORTS), "description": "order: best match, most "
+             "changed, biggest (genuine resolution), oldest or newest first seen"},
+    "domain": {"type": "string", "description": "only matches on this host or in this folder "
+               "(example.org, example.org/news)"},
+    "larger_only": {"type": "boolean", "description": "only copies genuinely larger than yours"},
+    "upload": {"type": "string", "description": "instead of a file: the id of an upload this "
+               "server still keeps (the answer's `upload`)"},
 }
 _ADD_FIELDS = {
     name: {"type": "string", "description": text} for name, text in (
@@ -215,10 +224,37 @@ def _options(
         value = body.fields.get(name, extra.get(name))
         if isinstance(value, str) and value.strip():
             options[name] = value.strip()
-    fast = body.fields.get("fast", extra.get("fast"))
-    if fast is not None and fast != "":
-        options["fast"] = fast is True or str(fast).lower() in {"1", "true", "yes", "on"}
+    for name in ("fast", "larger_only"):
+        value = body.fields.get(name, extra.get(name))
+        if value is not None and value != "":
+            options[name] = value is True or str(value).lower() in {"1", "true", "yes", "on"}
+    sort = body.fields.get("sort", extra.get("sort"))
+    if sort is not None and sort != "":
+        if sort not in SORTS:
+            raise HTTPException(400, f"unknown sort {str(sort)[:100]!r}; "
+                                f"choose among {', '.join(SORTS)}")
+        options["sort"] = sort
+    domain = body.fields.get("domain", extra.get("domain"))
+    if domain is not None and domain != "":
+        if not isinstance(domain, str):
+            raise HTTPException(400, "domain must be a string, e.g. example.org")
+        try:
+            options["domain"] = normalise_domain(domain)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
     return options
+
+
+def _kept_upload(request: Request, key: Any) -> bytes:
+    """The bytes of an upload the server still keeps, else 400 (malformed) or 404 (gone)."""
+    if not isinstance(key, str) or not UPLOAD_ID.match(key):
+        raise HTTPException(400, "upload must be the 24-character id of an upload "
+                            "(the `upload` of a search or compare answer)")
+    data = request.app.state.uploads.get(key)
+    if data is None:
+        raise HTTPException(404, "that uploaded image is no longer kept (uploads are kept in "
+                            "this server's memory for an hour at most): upload it again")
+    return data
 
 
 def _whole_number(value: Any, name: str) -> int:
@@ -258,17 +294,30 @@ async def search(
     label: str | None = Query(None, description="only images whose labels include this"),
     colour: str | None = Query(None, description="only images with 10 % of this colour"),
     fast: bool | None = Query(None, description="fingerprint only: exact and near-duplicates"),
+    sort: str | None = Query(None, description="one of " + ", ".join(SORTS)),
+    domain: str | None = Query(None, max_length=500,
+                               description="only matches on this host or in this folder"),
+    larger_only: bool | None = Query(None, description="only copies larger than yours"),
 ) -> JSONResponse:
     """Search the collection with an uploaded image (multipart ``file``) or ``{"url": ...}``.
 
-    Answers with the same JSON as ``picorigin search --json``.
+    Answers with the same JSON as ``picorigin search --json``; for an uploaded image also
+    ``upload``, an id under which the server keeps it in memory for an hour (pass it back as
+    ``upload`` to sort or filter again, or in a ``/compare?q=...`` link).
     """
     body = await _read_body(request, ("file",))
-    source, _ = body.source("file", "url")
-    options = _options(body, k, kinds, {"label": label, "colour": colour, "fast": fast})
+    if body.fields.get("upload") and "file" not in body.files:
+        source: bytes | str = _kept_upload(request, body.fields["upload"])
+    else:
+        source, _ = body.source("file", "url")
+    options = _options(body, k, kinds, {"label": label, "colour": colour, "fast": fast,
+                                        "sort": sort, "domain": domain,
+                                        "larger_only": larger_only})
     runner = _runner(request)
-    result = await runner.read(runner.engine.search, source, **options)
-    return JSONResponse(public(_as_dict(result)))
+    result = _as_dict(await runner.read(runner.engine.search, source, **options))
+    if isinstance(source, bytes):  # read as an image: worth keeping for a compare link
+        result["upload"] = request.app.state.uploads.put(source)
+    return JSONResponse(public(result))
 
 
 @router.post("/images", status_code=201, summary="Add an image to the collection",
@@ -337,19 +386,82 @@ async def thumbnail(request: Request, image_id: int = Path(ge=0, le=MAX_ID)) -> 
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
 
 
+_COMPARE_OPTIONS = {
+    "b_id": {"type": "integer", "minimum": 0, "description": "instead of b: an indexed image's id"},
+    "a_upload": {"type": "string", "description": "instead of a: the id of an upload this server "
+                 "still keeps (`upload` of a search answer, `a_upload` of a compare answer)"},
+}
+
+
 @router.post("/compare", summary="Compare two images", openapi_extra=_body_doc(
-    {"a": "first image (file, or URL string)", "b": "second image (file, or URL string)"}))
+    {"a": "first image (file, or URL string)", "b": "second image (file, or URL string)"},
+    _COMPARE_OPTIONS))
 async def compare(request: Request) -> JSONResponse:
-    """How image ``b`` relates to image ``a``: kind, transform, boxes and changed regions."""
+    """How image ``b`` relates to image ``a``: kind, transform, boxes and changed regions.
+
+    ``b_id`` compares ``a`` with an indexed image instead (read from its first readable
+    location, else its thumbnail: ``b_from`` says which). An uploaded ``a`` is kept in memory
+    for an hour under ``a_upload``, the id a ``/compare?q=...`` link names.
+    """
     runner = _runner(request)
     if not runner.has("compare"):
         raise HTTPException(
             501, "compare is not available: this engine has no compare method yet"
         )
     body = await _read_body(request, ("a", "b"))
-    a, _ = body.source("a", "a")
-    b, _ = body.source("b", "b")
-    return JSONResponse(public(_as_dict(await runner.read(runner.engine.compare, a, b))))
+    raw_id = body.fields.get("b_id")
+    b_id = None
+    if raw_id is not None and raw_id != "":
+        if "b" in body.files or body.fields.get("b"):
+            raise HTTPException(400, "send either b or b_id, not both")
+        b_id = _whole_number(raw_id, "b_id")
+        if not 0 <= b_id <= MAX_ID:
+            raise HTTPException(400, f"b_id must be between 0 and {MAX_ID}")
+        if not runner.has("compare_indexed"):
+            raise HTTPException(501, "this engine cannot compare with an indexed image yet")
+    if body.fields.get("a_upload") and "a" not in body.files and not body.fields.get("a"):
+        a: bytes | str = _kept_upload(request, body.fields["a_upload"])
+    else:
+        a, _ = body.source("a", "a")
+    if b_id is not None:
+        result = _as_dict(await runner.read(runner.engine.compare_indexed, a, b_id))
+    else:
+        b, _ = body.source("b", "b")
+        result = _as_dict(await runner.read(runner.engine.compare, a, b))
+    if isinstance(a, bytes):
+        result["a_upload"] = request.app.state.uploads.put(a)
+    return JSONResponse(public(result))
+
+
+@router.get("/uploads/{upload_id}", summary="An uploaded query image the server still keeps",
+            response_class=Response, responses={200: {"content": {"image/*": {}}}})
+async def kept_upload(request: Request, upload_id: str = Path(max_length=64)) -> Response:
+    data = _kept_upload(request, upload_id)
+    # Served back only as the image type its header declares, never as a page.
+    media = _image_media_type(data)
+    if media is None:
+        raise HTTPException(415, "that upload is not an image a browser can show")
+    return Response(data, media_type=media, headers={
+        "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+          (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"BM", "image/bmp"),
+          (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+
+
+def _image_media_type(data: bytes) -> str | None:
+    for magic, media in _MAGIC:
+        if data.startswith(magic):
+            return media
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    if data[4:8] == b"ftyp":
+        return "image/heic"
+    return None
 
 
 @router.get("/stats", summary="Counts and index sizes")

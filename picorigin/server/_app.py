@@ -17,6 +17,7 @@ from . import _api, _pages
 from ._guards import (HostGuard, UploadCap, _authority, allowed_hosts_from,
                       install_error_handlers)
 from ._runner import EngineRunner
+from ._uploads import UploadStore
 
 __all__ = ["create_app", "is_loopback", "serve"]
 
@@ -63,6 +64,7 @@ def create_app(
     app.state.runner = EngineRunner(engine, threads=threads)
     app.state.api_key = api_key
     app.state.max_upload_bytes = max_upload_bytes
+    app.state.uploads = UploadStore()  # query images a compare link names, in memory only
     app.state.allowed_hosts = allowed_hosts_from(allowed_hosts)
     app.add_middleware(
         UploadCap, cap=max_upload_bytes,

@@ -14,7 +14,10 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ._api import MAX_ID, public
+from starlette.exceptions import HTTPException
+
+from ._api import MAX_ID, http_url, public
+from ._uploads import UPLOAD_ID
 
 __all__ = ["render_error", "router", "templates"]
 
@@ -128,3 +131,27 @@ async def collection_page(
         "has_thumbnail": runner.has("thumbnail"),
         "max_upload_bytes": request.app.state.max_upload_bytes,
     })
+
+
+@router.get("/compare", response_class=HTMLResponse)
+async def compare_page(
+    request: Request,
+    b: int = Query(ge=0, le=MAX_ID, description="the indexed image's id"),
+    q: str | None = Query(None, max_length=64, description="id of an upload the server keeps"),
+    url: str | None = Query(None, max_length=2048, description="or the query image's URL"),
+) -> HTMLResponse:
+    """Your image against an indexed one: aligned, flipped, wiped, differenced.
+
+    The page is a shell: ``static/app.js`` asks ``/api/compare`` and draws the answer, so a
+    link to it (``/compare?q=UPLOAD&b=ID`` or ``/compare?url=URL&b=ID``) can be shared.
+    """
+    if (q is None) == (url is None):
+        raise HTTPException(400, "name the query image with q (an upload id) or url, not both")
+    if q is not None and not UPLOAD_ID.match(q):
+        raise HTTPException(400, "q must be the 24-character id of an upload")
+    if url is not None:
+        url = http_url(url)
+    runner = request.app.state.runner
+    info = public(await runner.read(runner.engine.info, b))
+    return _page(request, "compare.html", {"info": info, "upload": q, "url": url,
+                                           "has_thumbnail": runner.has("thumbnail")})

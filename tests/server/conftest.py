@@ -126,3 +126,85 @@ def image_host(photo_dir) -> Iterator[str]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=10)
+
+
+# -- a collection with a history: copies of one photo seen on three pages at different dates --
+
+# name -> (page, first seen, last seen); the image itself lives beside its page.
+SIGHTINGS = {
+    "original": [("127.0.0.1", "/photos/chelsea.html", "2019-03-01T10:00:00+00:00",
+                  "2024-01-01T00:00:00+00:00"),
+                 ("localhost", "/blog/filters.html", "2022-03-01T00:00:00+00:00",
+                  "2022-04-01T00:00:00+00:00")],
+    "crop": [("localhost", "/news/story.html", "2020-06-01T00:00:00+00:00",
+              "2023-05-01T00:00:00+00:00")],
+    "edited": [("localhost", "/news/story.html", "2021-02-01T00:00:00+00:00",
+                "2021-08-01T00:00:00+00:00")],
+    "recoloured": [("localhost", "/blog/filters.html", "2021-09-15T00:00:00+00:00",
+                    "2022-02-01T00:00:00+00:00")],
+    "upscale": [("localhost", "/blog/filters.html", "2022-11-30T00:00:00+00:00",
+                 "2022-12-30T00:00:00+00:00")],
+}
+
+
+def history_pictures() -> dict[str, "Image.Image"]:
+    """The original photo and four edited copies of it, and the query: a smaller copy."""
+    from helpers import photo
+    from PIL import Image, ImageDraw
+
+    original = photo("chelsea")  # 451 x 300
+    recoloured = Image.merge("RGB", [band.point(lambda v, f=f: min(255, int(v * f)))
+                                     for band, f in zip(original.split(), (1.25, 0.9, 0.7))])
+    edited = original.copy()
+    ImageDraw.Draw(edited).rectangle((300, 190, 420, 270), fill=(250, 210, 40))  # a sticker
+    query = original.resize((300, 200), Image.Resampling.LANCZOS)
+    return {
+        "original": original,
+        "crop": original.crop((60, 30, 360, 250)),
+        "edited": edited.resize((420, 279), Image.Resampling.LANCZOS),
+        "recoloured": recoloured.resize((440, 293), Image.Resampling.LANCZOS),
+        "upscale": query.resize((900, 600), Image.Resampling.BICUBIC),
+        "query": query,
+    }
+
+
+@dataclass
+class HistoryServer(LiveServer):
+    query: bytes = b""  # the query: a smaller copy of the original
+    sightings: int = 0  # (page, image) pairs recorded
+
+
+@pytest.fixture(scope="session")
+def history_server(tmp_path_factory) -> Iterator[HistoryServer]:
+    """A collection with a history: an original, a crop, a sticker-edited, a recoloured and an
+    upscaled copy, each served by a loopback web server (so compare reads its file) and seen on
+    pages of two hosts (127.0.0.1 and localhost) at dates from 2019 to 2024."""
+    from helpers import jpeg_bytes
+
+    site = tmp_path_factory.mktemp("history-site")
+    pictures = history_pictures()
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    engine = Engine(tmp_path_factory.mktemp("history-data"), settings={"allow_private_urls": True})
+    ids = {}
+    for name, sightings in SIGHTINGS.items():
+        data = jpeg_bytes(pictures[name], quality=92)
+        for host, page, first, last in sightings:
+            folder = page.rsplit("/", 1)[0]
+            (site / folder.strip("/")).mkdir(parents=True, exist_ok=True)
+            (site / folder.strip("/") / f"{name}.jpg").write_bytes(data)
+            uri = f"http://{host}:{port}{folder}/{name}.jpg"
+            for seen in (first, last):
+                ids[name] = engine.add(data, uri=uri, sighting={
+                    "page_url": f"http://{host}:{port}{page}", "page_title": page, "seen": seen})
+    try:
+        with engine, run_server(create_app(engine)) as url:
+            yield HistoryServer(url, engine, None, ids, query=jpeg_bytes(pictures["query"], 85),
+                                sightings=sum(len(s) for s in SIGHTINGS.values()))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
