@@ -85,7 +85,8 @@ class Watcher:
         Parameters
         ----------
         sources : iterable
-            Files, folders, http(s) URLs, list files (as ``index`` takes), or bytes.
+            Files, folders, http(s) URLs, list files (as ``index`` takes), bytes, or
+            ``(uri, bytes)`` pairs (the uri names the picture).
         label : str, optional
         webhook : str, optional
             An http(s) URL that receives each new alert as a signed JSON POST.
@@ -117,18 +118,21 @@ class Watcher:
                 _deliver._fetch._check_url(webhook)
             except FetchError as error:
                 raise SettingError(f"webhook: {error}") from None
-        items = [s for s in sources if isinstance(s, (bytes, bytearray))]
-        items += list(_imaging.expand_sources(
-            [str(s) for s in sources if not isinstance(s, (bytes, bytearray))]))
+        sources = list(sources)
+        given = (bytes, bytearray, tuple)
+        items: list[Any] = [s if isinstance(s, tuple) else ("<bytes>", s)
+                            for s in sources if isinstance(s, given)]
+        items += [(None, s) for s in _imaging.expand_sources(
+            [str(s) for s in sources if not isinstance(s, given)])]
         if not items:
             raise SettingError("no pictures to watch")
         queries, pictures = [], []
         local = self.engine._stages.get("local")
-        for source in items:
+        for uri, source in items:
             query = Query(source, self.settings, fingerprint.SIDE * 2)
             coeffs = fingerprint.coefficients(query.decoded(self.engine._stages[
                 "fingerprint"].query_side).image)
-            picture = {"uri": query.uri, "sha256": query.sha256,
+            picture = {"uri": uri or query.uri, "sha256": query.sha256,
                        "pixel_sha256": query.pixel_sha256, "width": query.width,
                        "height": query.height, "fingerprint": pack_fingerprints(coeffs),
                        "local": None,
