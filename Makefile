@@ -45,6 +45,7 @@ bench: install-bench
 	$(PY) bench/load.py
 	$(PY) -m bench.dedupe
 	$(PY) -m bench.search_latency
+	$(PY) -m bench.alerts
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info

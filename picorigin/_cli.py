@@ -572,11 +572,17 @@ def serve(engine: Engine, host: str, port: int, api_key: str | None,
         raise click.ClickException(
             f"the server needs its extra: pip install 'picorigin[server]' ({error})"
         ) from None
+    from ._watch import watcher
+
+    watching = watcher(engine)
+    watching.start()  # new images checked against watches, webhooks sent, every few seconds
     try:
         run_server(engine, host=host, port=port, api_key=api_key,
                    allowed_hosts=allowed_hosts or None, announce=click.echo)
     except SettingError as error:  # a malformed --allowed-host
         raise _BadOption(str(error)) from None
+    finally:
+        watching.stop()
 
 
 @cli.command()
@@ -720,3 +726,10 @@ def _print_moves(moves: Any, as_json: bool, verb: str) -> None:
         click.echo(f"not {verb}: {path}: {reason}", err=True)
     click.echo(f"{verb} {len(moves.moved)} files, {len(moves.skipped)} left"
                + (f"; manifest {moves.manifest}" if moves.manifest else ""))
+
+
+# Watches and alerts live in their own package; registered last (they use engine_command).
+from ._watch._commands import alerts as _alerts, watch as _watch  # noqa: E402
+
+cli.add_command(_watch)
+cli.add_command(_alerts)

@@ -63,6 +63,13 @@ class Settings(Mapping):
                                          "process catches up from its change log.")
     thumbnail_side: int = _setting(256, "Longer side of the JPEG thumbnail kept per image "
                                    "(0 keeps none).")
+    watch_seconds: float = _setting(5.0, "Seconds between rounds of `serve`'s watcher: new "
+                                    "images checked against watches, due webhooks sent.")
+    webhook_retry_seconds: float = _setting(30.0, "Wait before a failed webhook's second try; "
+                                            "it doubles with each failure (at most an hour).")
+    webhook_max_attempts: int = _setting(12, "Tries of one webhook delivery before it is "
+                                         "marked failed (every attempt is recorded).")
+    webhook_timeout: float = _setting(10.0, "Seconds one webhook POST may take.")
 
     def __getitem__(self, name: str) -> Any:
         if name not in _BY_NAME:

@@ -193,6 +193,85 @@ class Catalog(abc.ABC):
         signal's checkpoint. Returns the file it replaced (to delete), ``checkpoint.file``
         itself when it was not recorded, or None."""
 
+    # -- watches, alerts and the webhook outbox (picorigin._watch) ----------------------------
+
+    @abc.abstractmethod
+    def add_watch(self, watch: dict[str, Any], pictures: list[dict[str, Any]]) -> int:
+        """Store a watch and its pictures in one transaction; return the watch's id.
+
+        ``watch``: ``label``, ``webhook`` (URL or None), ``secret``, ``kinds`` (list of str),
+        ``allow_private`` (bool). Each picture: ``uri``, ``sha256``, ``pixel_sha256``,
+        ``width``, ``height``, ``fingerprint`` and ``local`` (bytes; ``local`` may be None),
+        ``thumbnail`` (bytes or None). Changes :meth:`watch_version`.
+        """
+
+    @abc.abstractmethod
+    def watches(self) -> list[dict[str, Any]]:
+        """Every watch, oldest first, with ``pictures`` (``id, uri, sha256, width, height``,
+        no signals) and ``created_at``."""
+
+    @abc.abstractmethod
+    def watch_pictures(self) -> list[dict[str, Any]]:
+        """Every watched picture with its signals: ``id, watch_id, uri, sha256, pixel_sha256,
+        width, height, fingerprint, local`` (to build the watch index)."""
+
+    @abc.abstractmethod
+    def watch_thumbnail(self, picture_id: int) -> bytes | None: ...
+
+    @abc.abstractmethod
+    def remove_watch(self, watch_id: int) -> bool:
+        """Delete a watch with its pictures, alerts and deliveries. Changes
+        :meth:`watch_version`."""
+
+    @abc.abstractmethod
+    def watch_version(self) -> int:
+        """A number that changes whenever a watch is added or removed (by any process)."""
+
+    @abc.abstractmethod
+    def add_alert(self, alert: dict[str, Any],
+                  delivery: dict[str, Any] | None = None) -> tuple[int, bool]:
+        """Record that a watched picture has a copy; return ``(alert id, created)``.
+
+        ``alert``: ``watch_id, picture_id, image_id, image_sha256, kind, score, details``
+        (a dict). One alert per ``(picture_id, image_sha256)``: when it exists, only its
+        ``image_id`` and ``updated_at`` change (and its kind and score, when stronger; never
+        its status), and nothing is queued. A new alert with ``delivery`` (``key``,
+        ``payload`` dict, ``next_at`` epoch seconds) queues it in the outbox in the same
+        transaction, the payload's ``alert_id`` set to the new id.
+        """
+
+    @abc.abstractmethod
+    def alerts(self, *, since: str | None = None, watch_id: int | None = None,
+               status: str | None = None, limit: int = 1000,
+               offset: int = 0) -> list[dict[str, Any]]:
+        """Alerts newest first (``created_at >= since`` when given): ``id, watch_id,
+        picture_id, image_id, image_sha256, kind, score, details, status, reason,
+        created_at, updated_at``."""
+
+    @abc.abstractmethod
+    def alert(self, alert_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def set_alert_status(self, alert_id: int, status: str, reason: str | None = None) -> bool:
+        """Set an alert's status (``new``, ``acknowledged``, ``dismissed``) and reason."""
+
+    @abc.abstractmethod
+    def claim_deliveries(self, now: float, lease: float, limit: int = 50) -> list[dict[str, Any]]:
+        """Pending deliveries due at ``now``, each leased for ``lease`` seconds (its
+        ``next_at`` moved on, so another process does not send it meanwhile): ``id, alert_id,
+        watch_id, key, payload, attempts, webhook, secret, allow_private``."""
+
+    @abc.abstractmethod
+    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], *, status: str,
+                       next_at: float | None = None) -> None:
+        """Append an attempt (``at, status_code, error, ms``) to a delivery and set its
+        ``status`` (``pending``, ``delivered``, ``failed``) and, when pending, ``next_at``."""
+
+    @abc.abstractmethod
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        """Deliveries (of one alert, or all), oldest first: ``id, alert_id, key, status,
+        attempts, next_at, created_at, history`` (the attempts, oldest first)."""
+
     # -- small settings kept with the data ------------------------------------------------
 
     @abc.abstractmethod

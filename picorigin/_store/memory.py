@@ -32,6 +32,7 @@ class MemoryCatalog(Catalog):
         self._meta: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._location_ids = itertools.count(1)
+        self._watch_tables()
 
     # -- images --------------------------------------------------------------------------
 
@@ -248,6 +249,158 @@ class MemoryCatalog(Catalog):
             lowest = min(c.seq for c in self._checkpoints.values())
             self._changes = [c for c in self._changes if c[0] > lowest]
             return None if old is None else old.file
+
+    # -- watches, alerts and the webhook outbox (picorigin._watch) ----------------------------
+
+    _KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
+
+    def _watch_tables(self) -> None:
+        self._watches: dict[int, dict[str, Any]] = {}
+        self._pictures: dict[int, dict[str, Any]] = {}
+        self._alerts: dict[int, dict[str, Any]] = {}
+        self._deliveries: dict[int, dict[str, Any]] = {}
+        self._watch_version = 0
+        self._watch_ids = itertools.count(1)
+        self._picture_ids = itertools.count(1)
+        self._alert_ids = itertools.count(1)
+        self._delivery_ids = itertools.count(1)
+
+    def add_watch(self, watch: dict[str, Any], pictures: list[dict[str, Any]]) -> int:
+        with self._lock:
+            watch_id = next(self._watch_ids)
+            self._watches[watch_id] = {
+                "id": watch_id, "label": watch.get("label"), "webhook": watch.get("webhook"),
+                "secret": watch["secret"], "kinds": list(watch["kinds"]),
+                "allow_private": bool(watch.get("allow_private")), "created_at": now()}
+            for picture in pictures:
+                picture_id = next(self._picture_ids)
+                self._pictures[picture_id] = {
+                    "id": picture_id, "watch_id": watch_id,
+                    **{k: picture.get(k) for k in ("uri", "sha256", "pixel_sha256", "width",
+                                                   "height", "fingerprint", "local",
+                                                   "thumbnail")}}
+            self._watch_version += 1
+            return watch_id
+
+    def watches(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{**copy.deepcopy(w), "pictures": [
+                {k: p[k] for k in ("id", "uri", "sha256", "width", "height")}
+                for p in self._pictures.values() if p["watch_id"] == w["id"]]}
+                for w in self._watches.values()]
+
+    def watch_pictures(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{k: v for k, v in p.items() if k != "thumbnail"}
+                    for p in self._pictures.values()]
+
+    def watch_thumbnail(self, picture_id: int) -> bytes | None:
+        with self._lock:
+            picture = self._pictures.get(picture_id)
+            return None if picture is None else picture["thumbnail"]
+
+    def remove_watch(self, watch_id: int) -> bool:
+        with self._lock:
+            if self._watches.pop(watch_id, None) is None:
+                return False
+            self._pictures = {k: p for k, p in self._pictures.items()
+                              if p["watch_id"] != watch_id}
+            self._alerts = {k: a for k, a in self._alerts.items() if a["watch_id"] != watch_id}
+            self._deliveries = {k: d for k, d in self._deliveries.items()
+                                if d["alert_id"] in self._alerts}
+            self._watch_version += 1
+            return True
+
+    def watch_version(self) -> int:
+        return self._watch_version
+
+    def add_alert(self, alert: dict[str, Any],
+                  delivery: dict[str, Any] | None = None) -> tuple[int, bool]:
+        stamp = now()
+        with self._lock:
+            for old in self._alerts.values():
+                if (old["picture_id"], old["image_sha256"]) == (alert["picture_id"],
+                                                                alert["image_sha256"]):
+                    old.update(image_id=alert["image_id"], updated_at=stamp)
+                    rank = self._KIND_RANK.get
+                    if (rank(alert["kind"], 9), -float(alert["score"])) < (
+                            rank(old["kind"], 9), -old["score"]):
+                        old.update(kind=alert["kind"], score=float(alert["score"]),
+                                   details=copy.deepcopy(alert.get("details") or {}))
+                    return old["id"], False
+            alert_id = next(self._alert_ids)
+            self._alerts[alert_id] = {
+                "id": alert_id, **{k: alert[k] for k in ("watch_id", "picture_id", "image_id",
+                                                         "image_sha256", "kind")},
+                "score": float(alert["score"]),
+                "details": copy.deepcopy(alert.get("details") or {}),
+                "status": "new", "reason": None, "created_at": stamp, "updated_at": stamp}
+            if delivery is not None:
+                delivery_id = next(self._delivery_ids)
+                self._deliveries[delivery_id] = {
+                    "id": delivery_id, "alert_id": alert_id, "key": delivery["key"],
+                    "payload": {**copy.deepcopy(delivery["payload"]), "alert_id": alert_id},
+                    "status": "pending", "attempts": 0, "next_at": float(delivery["next_at"]),
+                    "created_at": stamp, "history": []}
+            return alert_id, True
+
+    def alerts(self, *, since: str | None = None, watch_id: int | None = None,
+               status: str | None = None, limit: int = 1000,
+               offset: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [copy.deepcopy(a) for _, a in sorted(self._alerts.items(), reverse=True)
+                     if (since is None or a["created_at"] >= since)
+                     and (watch_id is None or a["watch_id"] == watch_id)
+                     and (status is None or a["status"] == status)]
+            return found[offset:offset + limit]
+
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._alerts.get(alert_id))
+
+    def set_alert_status(self, alert_id: int, status: str, reason: str | None = None) -> bool:
+        with self._lock:
+            alert = self._alerts.get(alert_id)
+            if alert is None:
+                return False
+            alert.update(status=status, reason=reason, updated_at=now())
+            return True
+
+    def claim_deliveries(self, now: float, lease: float, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            due = sorted((d for d in self._deliveries.values()
+                          if d["status"] == "pending" and d["next_at"] <= now),
+                         key=lambda d: (d["next_at"], d["id"]))[:limit]
+            out = []
+            for delivery in due:
+                delivery["next_at"] = now + lease
+                alert = self._alerts[delivery["alert_id"]]
+                watch = self._watches[alert["watch_id"]]
+                out.append({**{k: copy.deepcopy(delivery[k])
+                               for k in ("id", "alert_id", "key", "payload", "attempts")},
+                            "watch_id": watch["id"], "webhook": watch["webhook"],
+                            "secret": watch["secret"], "allow_private": watch["allow_private"]})
+            return out
+
+    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], *, status: str,
+                       next_at: float | None = None) -> None:
+        with self._lock:
+            delivery = self._deliveries.get(delivery_id)
+            if delivery is None:
+                return
+            delivery["history"].append({"at": attempt.get("at") or now(),
+                                        "status_code": attempt.get("status_code"),
+                                        "error": attempt.get("error"), "ms": attempt.get("ms")})
+            delivery["attempts"] += 1
+            delivery["status"] = status
+            if next_at is not None:
+                delivery["next_at"] = next_at
+
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{k: copy.deepcopy(v) for k, v in d.items() if k != "payload"}
+                    for _, d in sorted(self._deliveries.items())
+                    if alert_id is None or d["alert_id"] == alert_id]
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)

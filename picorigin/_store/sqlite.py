@@ -85,6 +85,42 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Watches, alerts and the webhook outbox (picorigin._watch). An alert is one per watched
+# picture and copy content (its SHA-256), so a re-added image finds its old alert and dismissal.
+_WATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watches (
+    id INTEGER PRIMARY KEY, label TEXT, webhook TEXT, secret TEXT NOT NULL,
+    kinds TEXT NOT NULL, allow_private INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_pictures (
+    id INTEGER PRIMARY KEY,
+    watch_id INTEGER NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+    uri TEXT NOT NULL, sha256 TEXT NOT NULL, pixel_sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL,
+    fingerprint BLOB NOT NULL, local BLOB, thumbnail BLOB);
+CREATE INDEX IF NOT EXISTS watch_pictures_watch ON watch_pictures (watch_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    watch_id INTEGER NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+    picture_id INTEGER NOT NULL REFERENCES watch_pictures (id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL, image_sha256 TEXT NOT NULL, kind TEXT NOT NULL,
+    score REAL NOT NULL, details TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'new', reason TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (picture_id, image_sha256));
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+    id INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    at TEXT NOT NULL, status_code INTEGER, error TEXT, ms REAL);
+"""
+_KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
+
 _IMAGE_COLUMNS = ("sha256", "pixel_sha256", "width", "height", "format", "byte_size",
                   "orientation")
 
@@ -109,6 +145,7 @@ class SQLiteCatalog(Catalog):
             # Statement by statement in autocommit (executescript commits anything pending);
             # IF NOT EXISTS makes a second process opening the folder at once harmless.
             self._writer.executescript(_SCHEMA)
+            self._writer.executescript(_WATCH_SCHEMA)
         with self._transaction() as db:
             if "fingerprint" in _columns(db, "images"):
                 from .migrate import upgrade_schema_1
@@ -418,6 +455,159 @@ class SQLiteCatalog(Catalog):
         finally:
             target.close()
 
+    # -- watches, alerts and the webhook outbox (picorigin._watch) ----------------------------
+
+    def add_watch(self, watch: dict[str, Any], pictures: list[dict[str, Any]]) -> int:
+        with self._transaction() as db:
+            watch_id = int(db.execute(
+                "INSERT INTO watches (label, webhook, secret, kinds, allow_private, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (watch.get("label"), watch.get("webhook"), watch["secret"],
+                 ",".join(watch["kinds"]), int(bool(watch.get("allow_private"))), now()),
+            ).lastrowid)
+            db.executemany(
+                "INSERT INTO watch_pictures (watch_id, uri, sha256, pixel_sha256, width, height,"
+                " fingerprint, local, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(watch_id, p["uri"], p["sha256"], p["pixel_sha256"], p["width"], p["height"],
+                  p["fingerprint"], p.get("local"), p.get("thumbnail")) for p in pictures])
+            self._bump_watch_version(db)
+        return watch_id
+
+    @staticmethod
+    def _bump_watch_version(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO meta VALUES ('watch.version', '1') ON CONFLICT (key) DO UPDATE"
+                   " SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+
+    def watches(self) -> list[dict[str, Any]]:
+        db = self._reader
+        out = []
+        for row in db.execute("SELECT * FROM watches ORDER BY id").fetchall():
+            watch = dict(row)
+            watch["kinds"] = [k for k in watch["kinds"].split(",") if k]
+            watch["allow_private"] = bool(watch["allow_private"])
+            watch["pictures"] = [dict(r) for r in db.execute(
+                "SELECT id, uri, sha256, width, height FROM watch_pictures WHERE watch_id = ?"
+                " ORDER BY id", (watch["id"],))]
+            out.append(watch)
+        return out
+
+    def watch_pictures(self) -> list[dict[str, Any]]:
+        rows = self._reader.execute(
+            "SELECT id, watch_id, uri, sha256, pixel_sha256, width, height, fingerprint, local"
+            " FROM watch_pictures ORDER BY id").fetchall()
+        return [{**dict(r), "fingerprint": bytes(r["fingerprint"]),
+                 "local": None if r["local"] is None else bytes(r["local"])} for r in rows]
+
+    def watch_thumbnail(self, picture_id: int) -> bytes | None:
+        row = self._reader.execute("SELECT thumbnail FROM watch_pictures WHERE id = ?",
+                                   (picture_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def remove_watch(self, watch_id: int) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM watches WHERE id = ?", (watch_id,))
+            if cursor.rowcount:
+                self._bump_watch_version(db)
+        return cursor.rowcount > 0
+
+    def watch_version(self) -> int:
+        row = self._reader.execute(
+            "SELECT value FROM meta WHERE key = 'watch.version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def add_alert(self, alert: dict[str, Any],
+                  delivery: dict[str, Any] | None = None) -> tuple[int, bool]:
+        stamp = now()
+        with self._transaction() as db:
+            row = db.execute("SELECT id, kind, score FROM alerts WHERE picture_id = ?"
+                             " AND image_sha256 = ?",
+                             (alert["picture_id"], alert["image_sha256"])).fetchone()
+            if row is not None:
+                stronger = (_KIND_RANK.get(alert["kind"], 9), -float(alert["score"])) < (
+                    _KIND_RANK.get(row["kind"], 9), -row["score"])
+                db.execute("UPDATE alerts SET image_id = ?, updated_at = ? WHERE id = ?",
+                           (alert["image_id"], stamp, row["id"]))
+                if stronger:
+                    db.execute("UPDATE alerts SET kind = ?, score = ?, details = ? WHERE id = ?",
+                               (alert["kind"], float(alert["score"]),
+                                json.dumps(alert.get("details") or {}, sort_keys=True),
+                                row["id"]))
+                return int(row["id"]), False
+            alert_id = int(db.execute(
+                "INSERT INTO alerts (watch_id, picture_id, image_id, image_sha256, kind, score,"
+                " details, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (alert["watch_id"], alert["picture_id"], alert["image_id"],
+                 alert["image_sha256"], alert["kind"], float(alert["score"]),
+                 json.dumps(alert.get("details") or {}, sort_keys=True), stamp, stamp),
+            ).lastrowid)
+            if delivery is not None:
+                payload = {**delivery["payload"], "alert_id": alert_id}
+                db.execute("INSERT INTO deliveries (alert_id, key, payload, next_at, created_at)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           (alert_id, delivery["key"], json.dumps(payload, sort_keys=True),
+                            float(delivery["next_at"]), stamp))
+        return alert_id, True
+
+    def alerts(self, *, since: str | None = None, watch_id: int | None = None,
+               status: str | None = None, limit: int = 1000,
+               offset: int = 0) -> list[dict[str, Any]]:
+        where, args = [], []
+        for clause, value in (("created_at >= ?", since), ("watch_id = ?", watch_id),
+                              ("status = ?", status)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = "SELECT * FROM alerts" + (f" WHERE {' AND '.join(where)}" if where else "")
+        rows = self._reader.execute(f"{sql} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                    [*args, limit, offset]).fetchall()
+        return [_alert(row) for row in rows]
+
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        row = self._reader.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return None if row is None else _alert(row)
+
+    def set_alert_status(self, alert_id: int, status: str, reason: str | None = None) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute("UPDATE alerts SET status = ?, reason = ?, updated_at = ?"
+                                " WHERE id = ?", (status, reason, now(), alert_id))
+        return cursor.rowcount > 0
+
+    def claim_deliveries(self, now: float, lease: float, limit: int = 50) -> list[dict[str, Any]]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT d.id, d.alert_id, a.watch_id, d.key, d.payload, d.attempts, w.webhook,"
+                " w.secret, w.allow_private FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+                " JOIN watches w ON w.id = a.watch_id WHERE d.status = 'pending'"
+                " AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?", (now, limit)).fetchall()
+            db.executemany("UPDATE deliveries SET next_at = ? WHERE id = ?",
+                           [(now + lease, row["id"]) for row in rows])
+        return [{**dict(row), "payload": json.loads(row["payload"]),
+                 "allow_private": bool(row["allow_private"])} for row in rows]
+
+    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], *, status: str,
+                       next_at: float | None = None) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO delivery_attempts (delivery_id, at, status_code, error, ms)"
+                       " VALUES (?, ?, ?, ?, ?)",
+                       (delivery_id, attempt.get("at") or now(), attempt.get("status_code"),
+                        attempt.get("error"), attempt.get("ms")))
+            db.execute("UPDATE deliveries SET attempts = attempts + 1, status = ?,"
+                       " next_at = coalesce(?, next_at) WHERE id = ?",
+                       (status, next_at, delivery_id))
+
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        db = self._reader
+        sql = "SELECT id, alert_id, key, status, attempts, next_at, created_at FROM deliveries"
+        rows = db.execute(sql + (" WHERE alert_id = ?" if alert_id is not None else "")
+                          + " ORDER BY id", () if alert_id is None else (alert_id,)).fetchall()
+        out = []
+        for row in rows:
+            history = [dict(r) for r in db.execute(
+                "SELECT at, status_code, error, ms FROM delivery_attempts WHERE delivery_id = ?"
+                " ORDER BY id", (row["id"],))]
+            out.append({**dict(row), "history": history})
+        return out
+
     def get_meta(self, key: str) -> str | None:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
@@ -429,6 +619,11 @@ class SQLiteCatalog(Catalog):
 
 def _integrity(db: sqlite3.Connection) -> list[str]:
     return [row[0] for row in db.execute("PRAGMA integrity_check") if row[0] != "ok"]
+
+def _alert(row: sqlite3.Row) -> dict[str, Any]:
+    alert = dict(row)
+    alert["details"] = json.loads(alert["details"])
+    return alert
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

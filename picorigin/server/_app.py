@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .._errors import SettingError
-from . import _api, _pages
+from . import _api, _pages, _watch_api
 from ._guards import (HostGuard, UploadCap, _authority, allowed_hosts_from,
                       install_error_handlers)
 from ._runner import EngineRunner
@@ -74,7 +74,9 @@ def create_app(
     app.add_middleware(HostGuard, allowed_hosts=app.state.allowed_hosts)
     install_error_handlers(app, _pages.render_error)
     app.include_router(_api.router)
+    app.include_router(_watch_api.router)
     app.include_router(_pages.router)
+    app.include_router(_watch_api.pages)
     _mount_docs(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 

@@ -177,3 +177,94 @@ def test_rights_stated_by_a_page_are_kept_with_the_sighting(catalog):
     by_uri = {loc["uri"]: loc for loc in catalog.images([image_id])[image_id]["locations"]}
     assert by_uri["http://x/a.jpg"]["rights"] == rights  # a later sighting without any keeps it
     assert by_uri["/local.jpg"]["rights"] is None
+
+
+# -- watches, alerts and the webhook outbox ------------------------------------------------
+
+def _watch(catalog, pictures=2, webhook="http://127.0.0.1:9/hook"):
+    return catalog.add_watch(
+        {"label": "portfolio", "webhook": webhook, "secret": "s3cret",
+         "kinds": ["exact", "partial"], "allow_private": True},
+        [{"uri": f"/w{i}.jpg", "sha256": f"{i}" * 64, "pixel_sha256": f"p{i}" * 32,
+          "width": 10, "height": 20, "fingerprint": bytes([i]) * 32,
+          "local": None if i else b"lf", "thumbnail": b"t%d" % i} for i in range(pictures)])
+
+
+def _alert(watch_id, picture_id, sha="c" * 64, kind="partial", score=0.5, image_id=7):
+    return {"watch_id": watch_id, "picture_id": picture_id, "image_id": image_id,
+            "image_sha256": sha, "kind": kind, "score": score, "details": {"inliers": 30}}
+
+
+def test_watches_keep_their_pictures_and_signals(catalog):
+    version = catalog.watch_version()
+    watch_id = _watch(catalog)
+    assert catalog.watch_version() != version
+    (watch,) = catalog.watches()
+    assert (watch["id"], watch["label"], watch["kinds"]) == (watch_id, "portfolio",
+                                                             ["exact", "partial"])
+    assert watch["allow_private"] is True and watch["created_at"]
+    assert [p["uri"] for p in watch["pictures"]] == ["/w0.jpg", "/w1.jpg"]
+    pictures = catalog.watch_pictures()
+    assert [p["fingerprint"] for p in pictures] == [bytes([0]) * 32, bytes([1]) * 32]
+    assert [p["local"] for p in pictures] == [b"lf", None]
+    assert catalog.watch_thumbnail(pictures[1]["id"]) == b"t1"
+    assert catalog.watch_thumbnail(10_000) is None
+
+
+def test_one_alert_per_picture_and_copy_content(catalog):
+    watch_id = _watch(catalog)
+    picture = catalog.watch_pictures()[0]["id"]
+    first, created = catalog.add_alert(_alert(watch_id, picture))
+    again, created_again = catalog.add_alert(_alert(watch_id, picture, image_id=8, score=0.4))
+    assert created and not created_again and first == again
+    (alert,) = catalog.alerts()
+    assert alert["image_id"] == 8 and alert["score"] == 0.5  # a weaker match changes no kind
+    catalog.add_alert(_alert(watch_id, picture, kind="near_duplicate", score=0.8))
+    assert catalog.alert(first)["kind"] == "near_duplicate"
+    assert catalog.set_alert_status(first, "dismissed", "licensed")
+    catalog.add_alert(_alert(watch_id, picture, kind="exact", score=1.0))
+    assert catalog.alert(first)["status"] == "dismissed"  # stays dismissed
+    assert catalog.alert(first)["reason"] == "licensed"
+    other, created = catalog.add_alert(_alert(watch_id, picture, sha="d" * 64))
+    assert created and [a["id"] for a in catalog.alerts()] == [other, first]
+    assert [a["id"] for a in catalog.alerts(status="dismissed")] == [first]
+    assert catalog.alerts(since="9999") == [] and len(catalog.alerts(since="2000")) == 2
+    assert not catalog.set_alert_status(10_000, "acknowledged")
+
+
+def test_the_outbox_is_written_with_the_alert_and_leased_to_one_sender(catalog):
+    watch_id = _watch(catalog)
+    picture = catalog.watch_pictures()[0]["id"]
+    delivery = {"key": "k-1", "payload": {"kind": "partial"}, "next_at": 100.0}
+    alert_id, _ = catalog.add_alert(_alert(watch_id, picture), delivery)
+    catalog.add_alert(_alert(watch_id, picture), {**delivery, "key": "k-2"})  # not new: none
+    assert catalog.claim_deliveries(now=99.0, lease=30) == []
+    (claimed,) = catalog.claim_deliveries(now=100.0, lease=30)
+    assert claimed["payload"] == {"kind": "partial", "alert_id": alert_id}
+    assert (claimed["key"], claimed["webhook"], claimed["secret"]) == (
+        "k-1", "http://127.0.0.1:9/hook", "s3cret")
+    assert catalog.claim_deliveries(now=101.0, lease=30) == []  # leased
+    catalog.record_attempt(claimed["id"], {"status_code": 503, "error": "HTTP 503", "ms": 2.0},
+                           status="pending", next_at=140.0)
+    assert catalog.claim_deliveries(now=139.0, lease=30) == []
+    (claimed,) = catalog.claim_deliveries(now=140.0, lease=30)
+    assert claimed["attempts"] == 1
+    catalog.record_attempt(claimed["id"], {"status_code": 204, "ms": 1.0}, status="delivered")
+    assert catalog.claim_deliveries(now=10_000.0, lease=30) == []
+    (record,) = catalog.deliveries(alert_id)
+    assert (record["status"], record["attempts"]) == ("delivered", 2)
+    assert [a["status_code"] for a in record["history"]] == [503, 204]
+
+
+def test_removing_a_watch_removes_its_pictures_alerts_and_outbox(catalog):
+    kept, gone = _watch(catalog), _watch(catalog, pictures=1)
+    picture = [p["id"] for p in catalog.watch_pictures() if p["watch_id"] == gone][0]
+    catalog.add_alert(_alert(gone, picture),
+                      {"key": "k", "payload": {}, "next_at": 0.0})
+    version = catalog.watch_version()
+    assert catalog.remove_watch(gone) and not catalog.remove_watch(gone)
+    assert catalog.watch_version() != version
+    assert [w["id"] for w in catalog.watches()] == [kept]
+    assert {p["watch_id"] for p in catalog.watch_pictures()} == {kept}
+    assert catalog.alerts() == [] and catalog.deliveries() == []
+    assert catalog.claim_deliveries(now=1.0, lease=1) == []
