@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from helpers import distinct_pictures
 from PIL import Image
 
