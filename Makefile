@@ -25,7 +25,7 @@ install-bench: $(PY)
 	$(PY) -m picorigin._features.deep
 
 # Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
-DEBIAN_TEST_PACKAGES := chromium chromium-driver
+DEBIAN_TEST_PACKAGES := chromium chromium-driver postgresql
 debian-test:
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

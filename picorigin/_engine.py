@@ -30,7 +30,7 @@ from ._provenance import origin
 from ._query import Query
 from ._settings import resolve_settings
 from ._stages import Stage, open_stages
-from ._store import Catalog, NewImage, SQLiteCatalog
+from ._store import Catalog, NewImage, catalog_locator, open_catalog
 
 __all__ = ["Engine", "default_data_folder"]
 
@@ -55,7 +55,8 @@ class Engine:
     settings : mapping, optional
         Overrides of the settings table (see ``picorigin settings``).
     catalog : Catalog, optional
-        The catalog; default the SQLite file ``catalog.sqlite`` in the data folder.
+        The catalog; default the one the setting ``catalog`` names (empty: the SQLite file
+        ``catalog.sqlite`` in the data folder; ``postgresql://...``: PostgreSQL).
 
     Notes
     -----
@@ -74,8 +75,8 @@ class Engine:
         self.path = Path(path) if path is not None else default_data_folder()
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = resolve_settings(settings)
-        self._catalog = catalog if catalog is not None else SQLiteCatalog(
-            self.path / "catalog.sqlite")
+        self._catalog = catalog if catalog is not None else open_catalog(self.settings,
+                                                                         self.path)
         self._lock = threading.RLock()
         self._closed = False
         self._stages, self.stages_off = open_stages(self._catalog, self.path, self.settings)
@@ -204,10 +205,9 @@ class Engine:
         if progress:
             progress(done, total)
         workers = workers or self.settings.workers or os.cpu_count() or 1
-        catalog_path = getattr(self._catalog, "path", None)
         for result in analyse_all(todo, self.settings, tuple(self.stages),
                                   known=self._catalog.find_by_sha256,
-                                  catalog_path=catalog_path, workers=workers):
+                                  catalog=catalog_locator(self._catalog), workers=workers):
             if isinstance(result, Failed):
                 report.failed.append((result.source, result.reason))
                 logger.warning("could not index %s: %s", result.source, result.reason)
