@@ -182,11 +182,14 @@ class Engine:
         *,
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        ingest: str | None = None,
     ) -> IndexReport:
         """Index files, folders (recursively), URLs and list files; resume where it stopped.
 
         A source whose path, size and modification time are already recorded is skipped without
         being read. A bad source is reported in ``IndexReport.failed`` and the rest go on.
+        ``ingest`` (default: the setting) names a Dask scheduler (``tcp://host:8786``) whose
+        workers analyse the sources; this process commits each result.
         """
         started = time.perf_counter()
         report = IndexReport()
@@ -204,10 +207,18 @@ class Engine:
         done = report.skipped
         if progress:
             progress(done, total)
-        workers = workers or self.settings.workers or os.cpu_count() or 1
-        for result in analyse_all(todo, self.settings, tuple(self.stages),
+        ingest = self.settings.ingest if ingest is None else ingest
+        if ingest:
+            from ._ingest.dask import analyse_on_dask
+
+            results = analyse_on_dask(todo, self.settings, tuple(self.stages), address=ingest,
+                                      catalog=catalog_locator(self._catalog))
+        else:
+            results = analyse_all(todo, self.settings, tuple(self.stages),
                                   known=self._catalog.find_by_sha256,
-                                  catalog=catalog_locator(self._catalog), workers=workers):
+                                  catalog=catalog_locator(self._catalog),
+                                  workers=workers or self.settings.workers or os.cpu_count() or 1)
+        for result in results:
             if isinstance(result, Failed):
                 report.failed.append((result.source, result.reason))
                 logger.warning("could not index %s: %s", result.source, result.reason)
