@@ -19,7 +19,7 @@ install-test: $(PY) debian-test
 	$(PIP) install -e '.[test]'
 	$(PY) -m picorigin._features.deep
 
-install-bench: $(PY)
+install-bench: $(PY) debian-test
 	$(PIP) install -e '.[bench,test]'
 	$(PIP) install --no-deps 'image-match==1.1.2' 'imagededup==0.3.3.post2'
 	$(PY) -m picorigin._features.deep
@@ -45,6 +45,7 @@ bench: install-bench
 	$(PY) bench/load.py
 	$(PY) -m bench.dedupe
 	$(PY) -m bench.search_latency
+	$(PY) -m bench.scale_out
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info
