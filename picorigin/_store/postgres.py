@@ -268,8 +268,7 @@ class PostgresCatalog(Catalog):
             return {}
         out: dict[int, ImageRecord] = {}
         columns = ("id", *_IMAGE_COLUMNS, "metadata", "signals", "added_at")
-        with self._pool.connection() as db, db.transaction():
-            # One snapshot for both reads: an image's locations are the ones it had.
+        with self._pool.connection() as db:
             for row in db.execute(f"SELECT {', '.join(columns)} FROM images"
                                   " WHERE id = ANY(%s)", (ids,)):
                 record = dict(zip(columns, row))
@@ -282,7 +281,9 @@ class PostgresCatalog(Catalog):
                     " WHERE image_id = ANY(%s) ORDER BY first_seen, id", (ids,)):
                 location = dict(zip(_LOCATION_COLUMNS, row[1:]))
                 location["rights"] = json.loads(location["rights"]) if location["rights"] else None
-                out[row[0]]["locations"].append(location)
+                image = out.get(row[0])
+                if image is not None:  # an image committed between the two reads
+                    image["locations"].append(location)
         return out
 
     def list_ids(self, offset: int = 0, limit: int = 50,
@@ -293,7 +294,7 @@ class PostgresCatalog(Catalog):
                      " WHERE locations.image_id = images.id AND (uri ILIKE %s"
                      " OR page_url ILIKE %s OR page_title ILIKE %s))")
             args = [f"%{q}%"] * 4
-        with self._pool.connection() as db, db.transaction():
+        with self._pool.connection() as db:
             total = db.execute(f"SELECT count(*) FROM images {where}", args).fetchone()[0]
             rows = db.execute(f"SELECT id FROM images {where} ORDER BY id DESC"
                               " LIMIT %s OFFSET %s", [*args, limit, offset]).fetchall()
