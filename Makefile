@@ -19,13 +19,13 @@ install-test: $(PY) debian-test
 	$(PIP) install -e '.[test]'
 	$(PY) -m picorigin._features.deep
 
-install-bench: $(PY)
+install-bench: $(PY) debian-test
 	$(PIP) install -e '.[bench,test]'
 	$(PIP) install --no-deps 'image-match==1.1.2' 'imagededup==0.3.3.post2'
 	$(PY) -m picorigin._features.deep
 
 # Debian packages the tests need; installed only when missing (CI runs as root on a fresh machine).
-DEBIAN_TEST_PACKAGES := chromium chromium-driver
+DEBIAN_TEST_PACKAGES := chromium chromium-driver postgresql
 debian-test:
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -46,6 +46,7 @@ bench: install-bench
 	$(PY) -m bench.dedupe
 	$(PY) -m bench.search_latency
 	$(PY) -m bench.alerts
+	$(PY) -m bench.scale_out
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info

@@ -126,15 +126,22 @@ class _Progress:
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--workers", "-w", type=int, default=None, help="Processes [default: one per core].")
+@click.option("--dask", "dask", default=None, metavar="ADDRESS",
+              help="Analyse on a Dask cluster's workers (tcp://scheduler:8786) [default: "
+                   "the setting ingest, else local processes].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @engine_command
-def index(engine: Engine, sources: tuple[str, ...], workers: int | None, as_json: bool) -> None:
+def index(engine: Engine, sources: tuple[str, ...], workers: int | None, dask: str | None,
+          as_json: bool) -> None:
     """Index images from files, folders (recursive), http(s) URLs and text files listing them.
 
     Re-running resumes: files already indexed (same path, size and time) are skipped unread.
     Exits with status 1 when some sources failed; each is listed with its reason.
     """
-    report = engine.index(sources, workers=workers, progress=_Progress())
+    try:
+        report = engine.index(sources, workers=workers, progress=_Progress(), ingest=dask)
+    except SettingError as error:
+        raise click.ClickException(str(error)) from None
     _print_report(report, as_json)
     if report.failed:
         sys.exit(1)

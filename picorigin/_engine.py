@@ -30,7 +30,7 @@ from ._provenance import origin
 from ._query import Query
 from ._settings import resolve_settings
 from ._stages import Stage, open_stages
-from ._store import Catalog, NewImage, SQLiteCatalog
+from ._store import Catalog, NewImage, catalog_locator, open_catalog
 
 __all__ = ["Engine", "default_data_folder"]
 
@@ -57,7 +57,8 @@ class Engine:
     settings : mapping, optional
         Overrides of the settings table (see ``picorigin settings``).
     catalog : Catalog, optional
-        The catalog; default the SQLite file ``catalog.sqlite`` in the data folder.
+        The catalog; default the one the setting ``catalog`` names (empty: the SQLite file
+        ``catalog.sqlite`` in the data folder; ``postgresql://...``: PostgreSQL).
 
     Notes
     -----
@@ -76,8 +77,8 @@ class Engine:
         self.path = Path(path) if path is not None else default_data_folder()
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = resolve_settings(settings)
-        self._catalog = catalog if catalog is not None else SQLiteCatalog(
-            self.path / "catalog.sqlite")
+        self._catalog = catalog if catalog is not None else open_catalog(self.settings,
+                                                                         self.path)
         self._lock = threading.RLock()
         self._closed = False
         self._stages, self.stages_off = open_stages(self._catalog, self.path, self.settings)
@@ -184,11 +185,14 @@ class Engine:
         *,
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        ingest: str | None = None,
     ) -> IndexReport:
         """Index files, folders (recursively), URLs and list files; resume where it stopped.
 
         A source whose path, size and modification time are already recorded is skipped without
         being read. A bad source is reported in ``IndexReport.failed`` and the rest go on.
+        ``ingest`` (default: the setting) names a Dask scheduler (``tcp://host:8786``) whose
+        workers analyse the sources; this process commits each result.
         """
         started = time.perf_counter()
         report = IndexReport()
@@ -206,11 +210,18 @@ class Engine:
         done = report.skipped
         if progress:
             progress(done, total)
-        workers = workers or self.settings.workers or os.cpu_count() or 1
-        catalog_path = getattr(self._catalog, "path", None)
-        for result in analyse_all(todo, self.settings, tuple(self.stages),
+        ingest = self.settings.ingest if ingest is None else ingest
+        if ingest:
+            from ._ingest.dask import analyse_on_dask
+
+            results = analyse_on_dask(todo, self.settings, tuple(self.stages), address=ingest,
+                                      catalog=catalog_locator(self._catalog))
+        else:
+            results = analyse_all(todo, self.settings, tuple(self.stages),
                                   known=self._catalog.find_by_sha256,
-                                  catalog_path=catalog_path, workers=workers):
+                                  catalog=catalog_locator(self._catalog),
+                                  workers=workers or self.settings.workers or os.cpu_count() or 1)
+        for result in results:
             if isinstance(result, Failed):
                 report.failed.append((result.source, result.reason))
                 logger.warning("could not index %s: %s", result.source, result.reason)

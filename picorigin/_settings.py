@@ -61,6 +61,11 @@ class Settings(Mapping):
     checkpoint_seconds: float = _setting(60.0, "Seconds between index checkpoints while "
                                          "indexing; the catalog commits every image, and any "
                                          "process catches up from its change log.")
+    catalog: str = _setting("", "Where the catalog lives: empty for the SQLite file in the data "
+                            "folder, or postgresql://user@host/db for PostgreSQL (the postgres "
+                            "extra; many machines, one catalog).")
+    ingest: str = _setting("", "Where `index` analyses images: empty for local worker processes, "
+                           "or dask://host:8786 for a Dask cluster's workers (the dask extra).")
     thumbnail_side: int = _setting(256, "Longer side of the JPEG thumbnail kept per image "
                                    "(0 keeps none).")
     watch_seconds: float = _setting(5.0, "Seconds between rounds of `serve`'s watcher: new "

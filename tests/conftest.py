@@ -24,3 +24,24 @@ def unknown_dir(tmp_path_factory) -> Path:
     for name in UNKNOWN:
         photo(name).save(folder / f"{name}.jpg", quality=90)
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's package, run as a non-root user) for the session."""
+    import pgserver
+
+    if pgserver.binaries() is None:
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql; `make test` "
+                    "installs it)")
+    server = pgserver.Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """The DSN of a fresh, empty PostgreSQL database, dropped after the test."""
+    dsn = postgres_server.new_database()
+    yield dsn
+    postgres_server.drop_database(dsn)

@@ -13,7 +13,6 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from .analyse import BATCH, Analysed, Failed, Known, analyse_batch
@@ -31,7 +30,7 @@ def analyse_all(
     stages: tuple[str, ...],
     *,
     known: Callable[[str], int | None],
-    catalog_path: Path | None,
+    catalog: str | None,
     workers: int,
 ) -> Iterator[Result]:
     """Analyse every source; yield one result per source, in any order.
@@ -40,8 +39,9 @@ def analyse_all(
     ----------
     known : callable
         SHA-256 -> catalogued id or None, in this process.
-    catalog_path : Path or None
-        The SQLite catalog, opened by each worker for the same question (None: ask nothing).
+    catalog : str or None
+        The catalog's locator (``picorigin._store.catalog_locator``: a SQLite path or a
+        PostgreSQL DSN), opened by each worker for the same question (None: ask nothing).
     workers : int
         Processes; 1 (or a handful of sources) analyses here.
     """
@@ -60,7 +60,7 @@ def analyse_all(
             max_workers=workers,
             mp_context=get_context("forkserver"),
             initializer=_init_worker,
-            initargs=(str(catalog_path) if catalog_path else None, os.getpid()),
+            initargs=(catalog, os.getpid()),
         ) as pool:
             running: dict[Future, list[str]] = {}
             try:
@@ -81,12 +81,14 @@ def analyse_all(
                     retry_alone.extend([source] for source in crashed)
 
 
-def _init_worker(catalog_path: str | None, parent: int) -> None:
+def _init_worker(catalog: str | None, parent: int) -> None:
     global _known
-    if catalog_path:
-        from .._store.sqlite import SQLiteCatalog
+    if catalog:
+        from .._store import open_catalog_at
 
-        _known = SQLiteCatalog(Path(catalog_path)).find_by_sha256
+        # The same kind as the parent's; one connection is all a worker's lookups need.
+        options = {"max_connections": 1} if "://" in catalog else {}
+        _known = open_catalog_at(catalog, **options).find_by_sha256
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 

@@ -1,5 +1,5 @@
-"""The catalog contract, held against every implementation: SQLite (the embedded default) and
-the in-memory reference."""
+"""The catalog contract, held against every implementation: SQLite (the embedded default),
+PostgreSQL (a real server) and the in-memory reference."""
 
 import sqlite3
 
@@ -16,10 +16,16 @@ def _new(sha="a" * 64, pixel="p" * 64, location=None, thumbnail=None, data=None,
                     data if data is not None else {"fingerprint": bytes(32)}, terms or {})
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def catalog(request, tmp_path):
-    catalog = (SQLiteCatalog(tmp_path / "catalog.sqlite") if request.param == "sqlite"
-               else MemoryCatalog())
+    if request.param == "postgres":
+        from picorigin._store.postgres import PostgresCatalog
+
+        catalog = PostgresCatalog(request.getfixturevalue("postgres_dsn"))
+    elif request.param == "sqlite":
+        catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    else:
+        catalog = MemoryCatalog()
     yield catalog
     catalog.close()
 
