@@ -23,7 +23,7 @@ from .catalog import SIGHTING_FIELDS, Catalog, Checkpoint, ImageRecord, NewImage
 
 __all__ = ["PostgresCatalog", "redacted"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Keys of pg_advisory_xact_lock: any two fixed numbers of our own.
 _SCHEMA_LOCK = 0x70696330  # "pic0"
@@ -85,8 +85,43 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = ((
     """CREATE TABLE checkpoints (
         name TEXT PRIMARY KEY, seq BIGINT NOT NULL, file TEXT NOT NULL,
         meta TEXT NOT NULL DEFAULT '{}')""",
+), (
+    # 1 -> 2: watches, alerts and the webhook outbox (picorigin._watch).
+    """CREATE TABLE watches (
+        id BIGSERIAL PRIMARY KEY, label TEXT, webhook TEXT, secret TEXT NOT NULL,
+        kinds TEXT NOT NULL, allow_private BOOLEAN NOT NULL DEFAULT false,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE watch_pictures (
+        id BIGSERIAL PRIMARY KEY,
+        watch_id BIGINT NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+        uri TEXT NOT NULL, sha256 TEXT NOT NULL, pixel_sha256 TEXT NOT NULL,
+        width INTEGER NOT NULL, height INTEGER NOT NULL,
+        fingerprint BYTEA NOT NULL, local BYTEA, thumbnail BYTEA)""",
+    "CREATE INDEX watch_pictures_watch ON watch_pictures (watch_id)",
+    """CREATE TABLE alerts (
+        id BIGSERIAL PRIMARY KEY,
+        watch_id BIGINT NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+        picture_id BIGINT NOT NULL REFERENCES watch_pictures (id) ON DELETE CASCADE,
+        image_id BIGINT NOT NULL, image_sha256 TEXT NOT NULL, kind TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL, details TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'new', reason TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        UNIQUE (picture_id, image_sha256))""",
+    "CREATE INDEX alerts_created ON alerts (created_at)",
+    """CREATE TABLE deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        alert_id BIGINT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, next_at DOUBLE PRECISION NOT NULL,
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX deliveries_due ON deliveries (status, next_at)",
+    """CREATE TABLE delivery_attempts (
+        id BIGSERIAL PRIMARY KEY,
+        delivery_id BIGINT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+        at TEXT NOT NULL, status_code INTEGER, error TEXT, ms DOUBLE PRECISION)""",
 ),)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
+_KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
 
 
 def redacted(dsn: str) -> str:
@@ -415,12 +450,13 @@ class PostgresCatalog(Catalog):
         rows = self._read("SELECT seq, file, meta FROM checkpoints WHERE name = %s", (name,))
         return Checkpoint(int(rows[0][0]), rows[0][1], json.loads(rows[0][2])) if rows else None
 
-    def record_checkpoint(self, name: str, checkpoint: Checkpoint) -> str | None:
+    def record_checkpoint(self, name: str, checkpoint: Checkpoint, *,
+                          replace: bool = False) -> str | None:
         # The log lock: a prune must not interleave with appends it would half see.
         with self._transaction(log=True) as db:
             row = db.execute("SELECT seq, file FROM checkpoints WHERE name = %s FOR UPDATE",
                              (name,)).fetchone()
-            if row is not None and int(row[0]) >= checkpoint.seq:
+            if row is not None and int(row[0]) > checkpoint.seq - (0 if replace else 1):
                 return checkpoint.file
             db.execute(
                 "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE"
@@ -429,6 +465,154 @@ class PostgresCatalog(Catalog):
             # Keep every entry some signal's checkpoint does not yet cover.
             db.execute("DELETE FROM changes WHERE seq <= (SELECT min(seq) FROM checkpoints)")
         return None if row is None else row[1]
+
+    # -- watches, alerts and the webhook outbox (picorigin._watch) ----------------------------
+
+    def _dicts(self, query: str, args: Any = ()) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        with self._pool.connection() as db:
+            return db.cursor(row_factory=dict_row).execute(query, args).fetchall()
+
+    def add_watch(self, watch: dict[str, Any], pictures: list[dict[str, Any]]) -> int:
+        with self._transaction() as db:
+            watch_id = int(db.execute(
+                "INSERT INTO watches (label, webhook, secret, kinds, allow_private, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (watch.get("label"), watch.get("webhook"), watch["secret"],
+                 ",".join(watch["kinds"]), bool(watch.get("allow_private")), now()),
+            ).fetchone()[0])
+            db.cursor().executemany(
+                "INSERT INTO watch_pictures (watch_id, uri, sha256, pixel_sha256, width, height,"
+                " fingerprint, local, thumbnail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(watch_id, p["uri"], p["sha256"], p["pixel_sha256"], p["width"], p["height"],
+                  p["fingerprint"], p.get("local"), p.get("thumbnail")) for p in pictures])
+            _bump_watch_version(db)
+        return watch_id
+
+    def watches(self) -> list[dict[str, Any]]:
+        out = []
+        for watch in self._dicts("SELECT * FROM watches ORDER BY id"):
+            watch["kinds"] = [k for k in watch["kinds"].split(",") if k]
+            watch["allow_private"] = bool(watch["allow_private"])
+            watch["pictures"] = self._dicts(
+                "SELECT id, uri, sha256, width, height FROM watch_pictures WHERE watch_id = %s"
+                " ORDER BY id", (watch["id"],))
+            out.append(watch)
+        return out
+
+    def watch_pictures(self) -> list[dict[str, Any]]:
+        rows = self._dicts(
+            "SELECT id, watch_id, uri, sha256, pixel_sha256, width, height, fingerprint, local"
+            " FROM watch_pictures ORDER BY id")
+        return [{**r, "fingerprint": bytes(r["fingerprint"]),
+                 "local": None if r["local"] is None else bytes(r["local"])} for r in rows]
+
+    def watch_thumbnail(self, picture_id: int) -> bytes | None:
+        rows = self._read("SELECT thumbnail FROM watch_pictures WHERE id = %s", (picture_id,))
+        return None if not rows or rows[0][0] is None else bytes(rows[0][0])
+
+    def remove_watch(self, watch_id: int) -> bool:
+        with self._transaction() as db:
+            removed = db.execute("DELETE FROM watches WHERE id = %s", (watch_id,)).rowcount
+            if removed:
+                _bump_watch_version(db)
+        return removed > 0
+
+    def watch_version(self) -> int:
+        rows = self._read("SELECT value FROM meta WHERE key = 'watch.version'")
+        return int(rows[0][0]) if rows else 0
+
+    def add_alert(self, alert: dict[str, Any],
+                  delivery: dict[str, Any] | None = None) -> tuple[int, bool]:
+        stamp = now()
+        details = _dumps(alert.get("details") or {})
+        with self._transaction() as db:
+            row = db.execute("SELECT id, kind, score FROM alerts WHERE picture_id = %s"
+                             " AND image_sha256 = %s FOR UPDATE",
+                             (alert["picture_id"], alert["image_sha256"])).fetchone()
+            if row is not None:
+                stronger = (_KIND_RANK.get(alert["kind"], 9), -float(alert["score"])) < (
+                    _KIND_RANK.get(row[1], 9), -row[2])
+                db.execute("UPDATE alerts SET image_id = %s, updated_at = %s WHERE id = %s",
+                           (alert["image_id"], stamp, row[0]))
+                if stronger:
+                    db.execute("UPDATE alerts SET kind = %s, score = %s, details = %s"
+                               " WHERE id = %s",
+                               (alert["kind"], float(alert["score"]), details, row[0]))
+                return int(row[0]), False
+            alert_id = int(db.execute(
+                "INSERT INTO alerts (watch_id, picture_id, image_id, image_sha256, kind, score,"
+                " details, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " RETURNING id",
+                (alert["watch_id"], alert["picture_id"], alert["image_id"],
+                 alert["image_sha256"], alert["kind"], float(alert["score"]), details, stamp,
+                 stamp)).fetchone()[0])
+            if delivery is not None:
+                payload = {**delivery["payload"], "alert_id": alert_id}
+                db.execute("INSERT INTO deliveries (alert_id, key, payload, next_at, created_at)"
+                           " VALUES (%s, %s, %s, %s, %s)",
+                           (alert_id, delivery["key"], _dumps(payload),
+                            float(delivery["next_at"]), stamp))
+        return alert_id, True
+
+    def alerts(self, *, since: str | None = None, watch_id: int | None = None,
+               status: str | None = None, limit: int = 1000,
+               offset: int = 0) -> list[dict[str, Any]]:
+        where, args = [], []
+        for clause, value in (("created_at >= %s", since), ("watch_id = %s", watch_id),
+                              ("status = %s", status)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = "SELECT * FROM alerts" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return [_alert(row) for row in self._dicts(
+            f"{sql} ORDER BY id DESC LIMIT %s OFFSET %s", [*args, limit, offset])]
+
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM alerts WHERE id = %s", (alert_id,))
+        return _alert(rows[0]) if rows else None
+
+    def set_alert_status(self, alert_id: int, status: str, reason: str | None = None) -> bool:
+        with self._transaction() as db:
+            changed = db.execute("UPDATE alerts SET status = %s, reason = %s, updated_at = %s"
+                                 " WHERE id = %s", (status, reason, now(), alert_id)).rowcount
+        return changed > 0
+
+    def claim_deliveries(self, now: float, lease: float, limit: int = 50) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        with self._transaction() as db:
+            # SKIP LOCKED: two senders claiming at once each get other rows.
+            rows = db.cursor(row_factory=dict_row).execute(
+                "SELECT d.id, d.alert_id, a.watch_id, d.key, d.payload, d.attempts, w.webhook,"
+                " w.secret, w.allow_private FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+                " JOIN watches w ON w.id = a.watch_id WHERE d.status = 'pending'"
+                " AND d.next_at <= %s ORDER BY d.next_at, d.id LIMIT %s"
+                " FOR UPDATE OF d SKIP LOCKED", (now, limit)).fetchall()
+            db.cursor().executemany("UPDATE deliveries SET next_at = %s WHERE id = %s",
+                                    [(now + lease, row["id"]) for row in rows])
+        return [{**row, "payload": json.loads(row["payload"]),
+                 "allow_private": bool(row["allow_private"])} for row in rows]
+
+    def record_attempt(self, delivery_id: int, attempt: dict[str, Any], *, status: str,
+                       next_at: float | None = None) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO delivery_attempts (delivery_id, at, status_code, error, ms)"
+                       " VALUES (%s, %s, %s, %s, %s)",
+                       (delivery_id, attempt.get("at") or now(), attempt.get("status_code"),
+                        attempt.get("error"), attempt.get("ms")))
+            db.execute("UPDATE deliveries SET attempts = attempts + 1, status = %s,"
+                       " next_at = coalesce(%s, next_at) WHERE id = %s",
+                       (status, next_at, delivery_id))
+
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, alert_id, key, status, attempts, next_at, created_at FROM deliveries"
+        rows = self._dicts(sql + (" WHERE alert_id = %s" if alert_id is not None else "")
+                           + " ORDER BY id", () if alert_id is None else (alert_id,))
+        return [{**row, "history": self._dicts(
+            "SELECT at, status_code, error, ms FROM delivery_attempts WHERE delivery_id = %s"
+            " ORDER BY id", (row["id"],))} for row in rows]
 
     # -- small settings kept with the data ------------------------------------------------
 
@@ -484,3 +668,12 @@ def _import() -> tuple[Any, Any]:
 def _dumps(value: Any) -> str:
     # JSON as text, as SQLite keeps it: JSONB would refuse a \u0000 some EXIF strings hold.
     return json.dumps(value, sort_keys=True)
+
+
+def _bump_watch_version(db: Any) -> None:
+    db.execute("INSERT INTO meta VALUES ('watch.version', '1') ON CONFLICT (key) DO UPDATE"
+               " SET value = (CAST(meta.value AS INTEGER) + 1)::TEXT")
+
+
+def _alert(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "details": json.loads(row["details"])}

@@ -13,7 +13,7 @@ from helpers import distinct_pictures, jpeg_bytes, photo
 
 from picorigin import Engine, SettingError
 from picorigin._store import NewImage, SQLiteCatalog, open_catalog
-from picorigin._store.postgres import PostgresCatalog
+from picorigin._store.postgres import SCHEMA_VERSION, PostgresCatalog
 
 CLI = [sys.executable, "-m", "picorigin"]
 
@@ -84,7 +84,7 @@ def test_the_schema_is_created_once_and_a_newer_one_refused(postgres_dsn):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(catalogs) == 3 and catalogs[0].get_meta("schema") == "1"
+    assert len(catalogs) == 3 and catalogs[0].get_meta("schema") == str(SCHEMA_VERSION)
     catalogs[0].add_image(_new(1))
     assert catalogs[2].counts()["images"] == 1
     catalogs[0].set_meta("schema", "99")
