@@ -146,7 +146,7 @@ def _fingerprint_codes(path: str, query: bool) -> np.ndarray | None:
     """picorigin's global fingerprint, as the engine computes it: stored code, or query probes."""
     try:
         from picorigin import _imaging
-        from picorigin._analysis import FINGERPRINT_SIDE
+        from picorigin._ingest.analyse import FINGERPRINT_SIDE
         from picorigin._features import fingerprint
         from picorigin._settings import resolve_settings
 

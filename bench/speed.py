@@ -116,7 +116,7 @@ def ingest(files: list[Path], warmup: Path, repeat: int) -> dict:
     """
     from bench import anchors
     from picorigin import Engine, _imaging
-    from picorigin._analysis import FINGERPRINT_SIDE
+    from picorigin._ingest.analyse import FINGERPRINT_SIDE
     from picorigin._features import fingerprint
     from picorigin._settings import resolve_settings
 

@@ -25,7 +25,11 @@ from .framed import CONFIRM_INLIERS
 
 __all__ = ["RecheckStep"]
 
-CONFIRM_SCORE = 0.9  # calibrated similar score from which a candidate is re-checked
+# Cosine similarity of the deep descriptors from which a candidate is re-checked (what the
+# first calibration's score of 0.9 stood for). On the raw cosine, not on the displayed score:
+# recalibrating `similar` for people must not change which copies the re-check finds (it
+# lost a tight crop at score 0.855 when the trigger followed the score).
+CONFIRM_SIMILARITY = 0.2666
 CONFIRM_TOP = 3  # ... among the best this many
 
 
@@ -44,8 +48,9 @@ class RecheckStep:
     def run(self, query, found, ask: Ask) -> list[Hit]:
         if found.has_copy():
             return []
-        suspects = sorted((hit.score, hit.id) for hit in found.hits()
-                          if hit.kind == "similar" and hit.score >= CONFIRM_SCORE)[-CONFIRM_TOP:]
+        suspects = sorted((hit.extra["similarity"], hit.id) for hit in found.hits()
+                          if hit.kind == "similar"
+                          and hit.extra["similarity"] >= CONFIRM_SIMILARITY)[-CONFIRM_TOP:]
         if not suspects:
             return []
         dense = query.decoded(local_features.DENSE_SIDE)
