@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
         stage.close()
         catalog.close()
         print(f"[scale] local stage: {stats['images']} images, "
-              f"{stats['bytes_per_image_on_disk']} B/image on disk, "
+              f"{stats['bytes_per_image_on_disk']} B/image on disk "
+              f"({stats['bytes_per_image_in_files']} in the files), "
               f"{stats['bytes_per_image_in_ram']} B/image in RAM "
               f"({time.perf_counter() - t:.0f} s)")
         records = []
