@@ -20,6 +20,14 @@ fingerprint; ``bench/copy_detection.py`` measures the merged result):
 - ``--scale N``: latency and recall with N synthetic images added (features copied from real
   distractor tiles, half their words redrawn from the collection's word frequencies, so
   posting lists have realistic lengths), e.g. ``--scale 100000``;
+
+The stage runs over a real SQLite catalog (``catalog.sqlite`` in a temporary data folder), as
+in the engine. Signals are stored only for catalogued images, so each indexed photo, distractor
+and synthetic image first gets a placeholder row in the catalog's ``images`` table (raw SQL:
+ids of the bench's choosing). Bytes on disk per image count the stored signals (the
+``signal_data`` rows' ``data``) plus the stage's index checkpoint (``indexes/*.ckpt``); the
+catalog file's own overhead (pages, the change log) is reported beside them
+(``bytes_per_image_in_files``), not in them.
 - ``--compare-sift``: ORB against SIFT/RootSIFT by recall per millisecond (pairwise matching,
   no vocabulary), the measurement behind choosing ORB.
 
@@ -54,7 +62,9 @@ from bench.datasets import (  # noqa: E402
 from picorigin import _verify  # noqa: E402
 from picorigin._features import local as local_features  # noqa: E402
 from picorigin._imaging import decode  # noqa: E402
-from picorigin._stages.local import LocalStage  # noqa: E402
+from picorigin._settings import resolve_settings  # noqa: E402
+from picorigin._stages.local import LocalStage, _pack  # noqa: E402
+from picorigin._store import SQLiteCatalog  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SEED = 20240601  # bench/copy_detection.py's split
@@ -111,6 +121,76 @@ def _jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
 def _signal(data: bytes, *, query: bool):
     decoded = decode(data, working_side=local_features.WORKING_SIDE)
     return LocalStage.compute(decoded.image, (decoded.width, decoded.height), query=query)
+
+
+# ---- the stage over a catalog ----------------------------------------------------------------
+
+def open_local_stage(folder) -> tuple[LocalStage, SQLiteCatalog]:
+    """The local stage over the SQLite catalog of data folder ``folder`` (created if new).
+
+    Settings as the engine resolves them (defaults, then ``PICORIGIN_*``), so that the stage
+    the bench fills and the engine that later opens the folder agree. Close both.
+    """
+    folder = Path(folder)
+    catalog = SQLiteCatalog(folder / "catalog.sqlite")
+    return LocalStage(catalog, folder, resolve_settings({})), catalog
+
+
+def catalogue(catalog: SQLiteCatalog, entries) -> None:
+    """Placeholder image rows for ``(id, (width, height))`` pairs, in one transaction.
+
+    The catalog stores signals only for catalogued images (foreign key); a bench needs ids of
+    its own choosing, which the public API does not give, hence raw SQL.
+    """
+    with catalog._transaction() as db:
+        db.executemany(
+            "INSERT OR IGNORE INTO images (id, sha256, pixel_sha256, width, height, format,"
+            " byte_size, orientation, added_at) VALUES (?, ?, ?, ?, ?, 'JPEG', 0, 0, 'bench')",
+            [(int(i), f"{int(i):064x}", f"{int(i):064x}", int(size[0]), int(size[1]))
+             for i, size in entries])
+
+
+def add_signals(stage: LocalStage, ids: list[int], signals) -> None:
+    """Catalogue placeholder images for ``ids``, then store their signals through the stage."""
+    catalogue(stage.catalog, [(i, s.size) for i, s in zip(ids, signals)])
+    stage.add(ids, signals)
+
+
+def disk_stats(stage: LocalStage) -> dict:
+    """Bytes the local stage keeps on disk: stored signals plus its index checkpoint.
+
+    ``bytes_per_image_on_disk`` = (sum of the ``signal_data`` rows' ``data`` for ``local`` +
+    the recorded checkpoint file) / images. ``bytes_per_image_in_files`` = (``catalog.sqlite``
+    and its WAL, checkpointed + the index checkpoint) / images: SQLite's pages, the change log
+    and whatever else the catalog holds included, closest to what the stage's own ``local*`` files measured before
+    every signal moved into the catalog.
+    """
+    images, payload = stage.catalog._reader.execute(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM signal_data WHERE name = ?",
+        (stage.name,)).fetchone()
+    recorded = stage.catalog.checkpoint(stage.name)
+    checkpoint = recorded and stage.folder / "indexes" / recorded.file
+    checkpoint_bytes = checkpoint.stat().st_size if checkpoint and checkpoint.exists() else 0
+    catalog_file = stage.catalog.path
+    files = [catalog_file, catalog_file.with_name(catalog_file.name + "-wal")]
+    # Move the write-ahead log into the database first: the log keeps its largest size (one
+    # 5000-image batch) until truncated, which is not what the collection costs to keep.
+    with stage.catalog._write_lock:
+        stage.catalog._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    in_files = sum(f.stat().st_size for f in files if f.exists()) + checkpoint_bytes
+    return {
+        "signal_bytes": int(payload),
+        "checkpoint_bytes": int(checkpoint_bytes),
+        "bytes_on_disk": int(payload + checkpoint_bytes),
+        "bytes_per_image_on_disk": round((payload + checkpoint_bytes) / images) if images else 0,
+        "bytes_in_files": int(in_files),
+        "bytes_per_image_in_files": round(in_files / images) if images else 0,
+    }
+
+
+def local_stats(stage: LocalStage) -> dict:
+    """``stage.stats()`` (images, entries, bytes in RAM, ...) with :func:`disk_stats`."""
+    return {**stage.stats(), **disk_stats(stage)}
 
 
 # ---- Debian packages (distractors, the real pair) -----------------------------------------------
@@ -214,7 +294,8 @@ def ingest_cost(paths, n=40) -> dict:
     cv2.setNumThreads(1)
     decode_ms, compute_ms, add_ms = [], [], []
     with tempfile.TemporaryDirectory() as folder:
-        stage = LocalStage(folder)
+        stage, catalog = open_local_stage(folder)
+        catalogue(catalog, [(i, (1500, 1000)) for i in range(len(paths[:n]))])
         for i, path in enumerate(paths[:n]):
             with Image.open(path) as image:
                 image = image.convert("RGB").resize((1500, 1000), Image.Resampling.LANCZOS)
@@ -230,6 +311,7 @@ def ingest_cost(paths, n=40) -> dict:
             compute_ms.append(1000 * (t2 - t1))
             add_ms.append(1000 * (t3 - t2))
         stage.close()
+        catalog.close()
     return {"decode_640": round(float(np.median(decode_ms)), 2),
             "local_compute": round(float(np.median(compute_ms)), 2),
             "local_add": round(float(np.median(add_ms)), 2),
@@ -237,28 +319,32 @@ def ingest_cost(paths, n=40) -> dict:
 
 
 def add_synthetic(stage: LocalStage, n: int, start_id: int, pool_ids: list[int], seed: int = 0):
-    """Add ``n`` synthetic images straight into the stage's store (see module docstring)."""
+    """Add ``n`` synthetic images straight into the catalog (see module docstring).
+
+    Each is a placeholder image row (the size of the pool image it copies) and a ``local``
+    signal: that pool image's keypoints and descriptors with half its visual words redrawn from
+    the pool's word frequencies, packed as the stage stores them. Written in batches of 5000
+    through ``catalog.put_signals`` (which logs each change); the stage's in-memory index is
+    then dropped and rebuilt on next use.
+    """
     rng = np.random.default_rng(seed)
-    db = stage._db
-    pool = {key: row for key, *row in db.execute(
-        f"SELECT id, width, height, points, descriptors, words FROM features "
-        f"WHERE id IN ({','.join(map(str, pool_ids))})")}
-    all_words = np.concatenate([np.frombuffer(row[4], np.uint32) for row in pool.values()])
+    catalog = stage.catalog
+    pool = {key: stage.decode(data) for key, data in catalog.signals(stage.name, pool_ids).items()}
+    all_words = np.concatenate([words for _, words in pool.values()])
     keys = list(pool)
     batch = []
     for i in range(n):
-        width, height, points, descriptors, words = pool[keys[rng.integers(len(keys))]]
-        words = np.frombuffer(words, np.uint32).copy()
+        features, words = pool[keys[rng.integers(len(keys))]]
+        words = words.copy()
         redraw = rng.random(len(words)) < 0.5
         words[redraw] = all_words[rng.integers(len(all_words), size=int(redraw.sum()))]
-        batch.append((start_id + i, width, height, points, descriptors, words.tobytes()))
+        batch.append((start_id + i, features.size,
+                      _pack(features.points, features.descriptors, features.size, words)))
         if len(batch) == 5000 or i == n - 1:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?)", batch)
-                db.executemany("INSERT INTO changes (id) VALUES (?)", [(b[0],) for b in batch])
+            catalogue(catalog, [(key, size) for key, size, _ in batch])
+            catalog.put_signals(stage.name, [(key, data) for key, _, data in batch])
             batch = []
-    stage._index = None  # rebuilt from the store on next use
+    stage.store.reset()  # rebuilt from the catalog on next use
 
 
 # ---- ORB vs SIFT -------------------------------------------------------------------------
@@ -369,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[partial] ingest (ms, one core, median): {results['ingest_ms_per_1.5MP_jpeg']}")
 
     work = tempfile.TemporaryDirectory(prefix="picorigin-partial-")  # ~2 GB with --scale 100000
-    stage = LocalStage(work.name)
+    stage, catalog = open_local_stage(work.name)
     original_ids = {}
     t = time.perf_counter()
     signals, ids = [], []
@@ -377,24 +463,26 @@ def main(argv: list[str] | None = None) -> int:
         signals.append(_signal(photo.path.read_bytes(), query=False))
         ids.append(i + 1)
         original_ids[photo.name] = i + 1
-    stage.add(ids, signals)
+    add_signals(stage, ids, signals)
     distractor_ids = []
     batch_ids, batch = [], []
     for j, (_name, tile) in enumerate(distractor_images(args.distractors)):
         batch_ids.append(100_000 + j)
         batch.append(LocalStage.compute(tile))
         if len(batch) == 200:
-            stage.add(batch_ids, batch)
+            add_signals(stage, batch_ids, batch)
             distractor_ids += batch_ids
             batch_ids, batch = [], []
     if batch:
-        stage.add(batch_ids, batch)
+        add_signals(stage, batch_ids, batch)
         distractor_ids += batch_ids
+    stage.store.sync()  # the index is built on first use: build it now, as part of indexing
     stage.save(force=True)
-    stats = stage.stats()
+    stats = local_stats(stage)
     print(f"[partial] indexed {stats['images']} images in {time.perf_counter() - t:.1f} s "
           f"({len(distractor_ids)} distractors); {stats['bytes_per_image_on_disk']} B/image on "
-          f"disk, {stats['bytes_per_image_in_ram']} B/image in RAM")
+          f"disk ({stats['bytes_per_image_in_files']} in the files), "
+          f"{stats['bytes_per_image_in_ram']} B/image in RAM")
     results["index"] = stats
 
     queries = []
@@ -468,10 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     pair = real_pair()
     if pair is not None:
         with tempfile.TemporaryDirectory() as pair_folder:
-            pair_stage = LocalStage(pair_folder)
-            pair_stage.add([1], [_signal(pair[0].read_bytes(), query=False)])
+            pair_stage, pair_catalog = open_local_stage(pair_folder)
+            add_signals(pair_stage, [1], [_signal(pair[0].read_bytes(), query=False)])
             hits = pair_stage.search(_signal(pair[1].read_bytes(), query=True), 5)
             pair_stage.close()
+            pair_catalog.close()
         hit = hits[0] if hits else None
         results["real_pair"] = {
             "indexed": "opencv-doc box.png (the box alone)",
@@ -485,9 +574,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale:
         t = time.perf_counter()
         add_synthetic(stage, args.scale, 10_000_000, distractor_ids or list(original_ids.values()))
+        stage.store.sync()
         stage.save(force=True)
         build_s = time.perf_counter() - t
-        scale_stats = stage.stats()
+        scale_stats = local_stats(stage)
         positives = [q for q in queries if q[4]][::4] + [q for q in queries if not q[4]][::4]
         records = run_queries(stage, positives, original_ids)
         recall, fp = summarize(records, _verify.MIN_INLIERS)
@@ -501,10 +591,12 @@ def main(argv: list[str] | None = None) -> int:
             "search_ms": _percentiles(search), "total_ms": _percentiles(np.add(compute, search)),
             "search_steps_p50": steps, "recall@1": recall, "fp_rate": fp,
             "bytes_per_image_on_disk": scale_stats["bytes_per_image_on_disk"],
+            "bytes_per_image_in_files": scale_stats["bytes_per_image_in_files"],
             "bytes_per_image_in_ram": scale_stats["bytes_per_image_in_ram"],
         }
         print(f"[partial] scale: {results['scale']}")
     stage.close()
+    catalog.close()
     work.cleanup()
 
     out = Path(args.out)
