@@ -30,7 +30,8 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The pool queries compute on (one thread per core), for work a step splits."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -106,7 +107,7 @@ class Query:
         """Start ``compute()`` on the query pool, once under ``name``."""
         with self._lock:
             if name not in self._results:
-                self._results[name] = _executor().submit(compute)
+                self._results[name] = executor().submit(compute)
 
     def computed(self, name: str, compute: Callable[[], Any]) -> Any:
         """The result of ``compute()`` under ``name``: prefetched, or computed here, once."""

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .. import _crop
 from .._features import local as local_features
+from .._query import executor
 from .base import Ask, Hit, verified_hit
 from .framed import CONFIRM_INLIERS
 
@@ -64,11 +65,12 @@ class RecheckStep:
         ids = [image_id for _, image_id in suspects]
         confirmed = {hit["id"]: verified_hit(hit)
                      for hit in self.local.confirm(signal, ids, min_inliers=CONFIRM_INLIERS)}
-        for image_id in ids:
-            if image_id not in confirmed:
-                located = self._locate_crop(dense.image, query.size, image_id)
-                if located is not None:
-                    confirmed[image_id] = located
+        failed = [image_id for image_id in ids if image_id not in confirmed]
+        # Side by side: each is a correlation over scales against one thumbnail.
+        for located in executor().map(
+                lambda image_id: self._locate_crop(dense.image, query.size, image_id), failed):
+            if located is not None:
+                confirmed[located.id] = located
         return list(confirmed.values())
 
     @staticmethod

@@ -318,33 +318,34 @@ class LocalStage(Stage):
         lap("fetch")
         query_cells = self._cells(query_words)
         mirror_cells = self._cells(mirror_words) if mirror_words is not None else None
-        hits = []
-        rechecked = 0
-        for key, (features, words) in stored.items():
+
+        def check(key: int) -> tuple[dict | None, bool]:
+            """Verify one candidate: (hit or None, whether it was matched a second time)."""
+            features, words = stored[key]
             orientations = {"direct": key in direct, "mirror": key in flipped}
             if key in exhaustive:
                 result = _verify.verify(signal, features, **orientations)
-                if result is not None:
-                    hit = {"id": int(key)}
-                    hit.update(_verify.describe(result, signal.size, features.size))
-                    hits.append(hit)
-                continue
+                return (None if result is None else _hit(key, result, signal, features)), False
             result = _verify.verify(
                 signal, features, query_cells=query_cells, mirrored_cells=mirror_cells,
                 match_cells=self._cells(words), min_inliers=RECHECK_FROM, **orientations,
             )
+            again = None
             if result is not None and result.inliers < 2 * _verify.MIN_INLIERS:
                 # Borderline: cell matching misses some true matches (a strong change of
                 # scale or viewpoint), so match again exhaustively (about 8 ms, rarely needed).
-                rechecked += 1
                 again = _verify.verify(signal, features, min_inliers=RECHECK_FROM,
                                        **orientations)
                 if again is not None and again.inliers > result.inliers:
                     result = again
             if result is not None and result.inliers >= _verify.MIN_INLIERS:
-                hit = {"id": int(key)}
-                hit.update(_verify.describe(result, signal.size, features.size))
-                hits.append(hit)
+                return _hit(key, result, signal, features), again is not None
+            return None, result is not None and again is not None
+
+        # Candidates side by side on the query pool: matching and RANSAC release the GIL.
+        checked = _in_parallel(check, list(stored))
+        hits = [hit for hit, _ in checked if hit is not None]
+        rechecked = sum(again for _, again in checked)
         spent["verified"] = len(stored)
         spent["rechecked"] = rechecked
         lap("verify")
@@ -359,14 +360,13 @@ class LocalStage(Stage):
         :meth:`search`.
         """
         stored = self._features([int(i) for i in ids])
-        hits = []
-        for key, (features, _) in stored.items():
+
+        def check(key: int) -> dict | None:
+            features = stored[key][0]
             result = _verify.verify(signal, features, min_inliers=min_inliers)
-            if result is not None:
-                hit = {"id": int(key)}
-                hit.update(_verify.describe(result, signal.size, features.size))
-                hits.append(hit)
-        return hits
+            return None if result is None else _hit(key, result, signal, features)
+
+        return [hit for hit in _in_parallel(check, list(stored)) if hit is not None]
 
     def stats(self) -> dict:
         """Counts and sizes: images, keypoints, vocabulary, bytes in RAM."""
@@ -383,6 +383,20 @@ class LocalStage(Stage):
             "bytes_in_ram": int(in_ram + vocabulary.centers.nbytes + vocabulary.idf.nbytes),
             "bytes_per_image_in_ram": round(in_ram / images) if images else 0,
         }
+
+
+def _hit(key: int, result: _verify.Verification, query: LocalFeatures,
+         match: LocalFeatures) -> dict:
+    return {"id": int(key), **_verify.describe(result, query.size, match.size)}
+
+
+def _in_parallel(function, items: list) -> list:
+    """``[function(item) for item in items]``, on the query pool when there is more than one."""
+    if len(items) < 2:
+        return [function(item) for item in items]
+    from .._query import executor
+
+    return list(executor().map(function, items))
 
 
 def _pack(points: np.ndarray, descriptors: np.ndarray, size: tuple[int, int],

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium
 from helpers import jpeg_bytes, photo
 from PIL import Image
 from provenance.miniweb import MiniWeb
@@ -21,17 +22,10 @@ from picorigin import Engine
 from picorigin._provenance.crawl import crawl
 from picorigin.server import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="headless browser tests need Debian's chromium at /usr/bin/chromium "
-           "(apt-get install chromium chromium-driver; `make test` installs it)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +53,6 @@ def site_and_server(tmp_path_factory, serve_app):
         assert report.failed == [] and len(report.image_ids) == 1
         with engine, serve_app(create_app(engine)) as url:
             yield site, url, next(iter(report.image_ids)), image
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

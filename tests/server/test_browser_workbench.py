@@ -7,29 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from chromium import DESKTOP, PHONE, needs_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="headless browser tests need Debian's chromium at /usr/bin/chromium "
-           "(apt-get install chromium chromium-driver; `make test` installs it)",
-)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
