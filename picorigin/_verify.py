@@ -33,6 +33,7 @@ __all__ = [
     "match_brute_force",
     "match_by_words",
     "verify",
+    "verify_candidate",
 ]
 
 MIN_INLIERS = 12
@@ -305,6 +306,39 @@ def verify(
     if best is None or best.inliers < min_inliers:
         return None
     return best
+
+
+def verify_candidate(
+    query: LocalFeatures,
+    match: LocalFeatures,
+    *,
+    query_cells: np.ndarray,
+    mirrored_cells: np.ndarray | None,
+    match_cells: np.ndarray,
+    recheck_from: int,
+    mirror: bool = True,
+    direct: bool = True,
+) -> tuple[Verification | None, bool]:
+    """Verify a candidate an inverted file shortlisted: matched within vocabulary cells, and
+    matched again exhaustively when the result is borderline (from ``recheck_from`` to twice
+    ``MIN_INLIERS`` inliers), since cell matching misses some true matches across strong
+    changes of scale or viewpoint.
+
+    Returns
+    -------
+    (Verification or None, bool)
+        The accepted verification (``MIN_INLIERS`` or more), and whether it was matched twice.
+    """
+    orientations = {"direct": direct, "mirror": mirror}
+    result = verify(query, match, query_cells=query_cells, mirrored_cells=mirrored_cells,
+                    match_cells=match_cells, min_inliers=recheck_from, **orientations)
+    again = None
+    if result is not None and result.inliers < 2 * MIN_INLIERS:
+        again = verify(query, match, min_inliers=recheck_from, **orientations)
+        if again is not None and again.inliers > result.inliers:
+            result = again
+    accepted = result if result is not None and result.inliers >= MIN_INLIERS else None
+    return accepted, again is not None
 
 
 # ---- describing a verified match -----------------------------------------------------------

@@ -326,21 +326,10 @@ class LocalStage(Stage):
             if key in exhaustive:
                 result = _verify.verify(signal, features, **orientations)
                 return (None if result is None else _hit(key, result, signal, features)), False
-            result = _verify.verify(
+            result, again = _verify.verify_candidate(
                 signal, features, query_cells=query_cells, mirrored_cells=mirror_cells,
-                match_cells=self._cells(words), min_inliers=RECHECK_FROM, **orientations,
-            )
-            again = None
-            if result is not None and result.inliers < 2 * _verify.MIN_INLIERS:
-                # Borderline: cell matching misses some true matches (a strong change of
-                # scale or viewpoint), so match again exhaustively (about 8 ms, rarely needed).
-                again = _verify.verify(signal, features, min_inliers=RECHECK_FROM,
-                                       **orientations)
-                if again is not None and again.inliers > result.inliers:
-                    result = again
-            if result is not None and result.inliers >= _verify.MIN_INLIERS:
-                return _hit(key, result, signal, features), again is not None
-            return None, result is not None and again is not None
+                match_cells=self._cells(words), recheck_from=RECHECK_FROM, **orientations)
+            return (None if result is None else _hit(key, result, signal, features)), again
 
         # Candidates side by side on the query pool: matching and RANSAC release the GIL.
         checked = _in_parallel(check, list(stored))

@@ -203,18 +203,11 @@ class WatchIndex:
         out = {}
         for pid in dict.fromkeys(direct + flipped):
             watched, watched_words, mirror_words = self.local[pid]
-            orientations = {"direct": pid in direct, "mirror": pid in flipped}
-            result = _verify.verify(watched, features, query_cells=stage._cells(watched_words),
-                                    mirrored_cells=stage._cells(mirror_words),
-                                    match_cells=match_cells, min_inliers=RECHECK_FROM,
-                                    **orientations)
-            if result is not None and result.inliers < 2 * _verify.MIN_INLIERS:
-                # Borderline: cell matching misses some true matches; match exhaustively.
-                again = _verify.verify(watched, features, min_inliers=RECHECK_FROM,
-                                       **orientations)
-                if again is not None and again.inliers > result.inliers:
-                    result = again
-            if result is not None and result.inliers >= _verify.MIN_INLIERS:
+            result, _ = _verify.verify_candidate(
+                watched, features, query_cells=stage._cells(watched_words),
+                mirrored_cells=stage._cells(mirror_words), match_cells=match_cells,
+                recheck_from=RECHECK_FROM, direct=pid in direct, mirror=pid in flipped)
+            if result is not None:
                 out[pid] = _verify.describe(result, watched.size, features.size)
         return out
 
