@@ -23,7 +23,8 @@ from typing import Any, Iterable, Iterator
 
 from .._errors import PicoriginError
 
-__all__ = ["SIGHTING_FIELDS", "Catalog", "Checkpoint", "ImageRecord", "NewImage", "now"]
+__all__ = ["SIGHTING_FIELDS", "Catalog", "Checkpoint", "ImageRecord", "NewImage", "now",
+           "stronger_alert"]
 
 ImageRecord = dict[str, Any]
 
@@ -35,6 +36,13 @@ SIGHTING_FIELDS = (
 def now() -> str:
     """The current UTC time as ISO 8601, second precision."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def stronger_alert(new: dict[str, Any], old_kind: str, old_score: float) -> bool:
+    """Whether an alert's new evidence (``kind``, ``score``) beats what the alert holds: a
+    stronger kind, or the same kind scoring higher. Every implementation keeps the stronger."""
+    rank = {"exact": 0, "near_duplicate": 1, "partial": 2}.get
+    return (rank(new["kind"], 9), -float(new["score"])) < (rank(old_kind, 9), -float(old_score))
 
 
 @dataclass

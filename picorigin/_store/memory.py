@@ -11,7 +11,15 @@ import itertools
 import threading
 from typing import Any, Iterable, Iterator
 
-from .catalog import SIGHTING_FIELDS, Catalog, Checkpoint, ImageRecord, NewImage, now
+from .catalog import (
+    SIGHTING_FIELDS,
+    Catalog,
+    Checkpoint,
+    ImageRecord,
+    NewImage,
+    now,
+    stronger_alert,
+)
 
 __all__ = ["MemoryCatalog"]
 
@@ -252,7 +260,6 @@ class MemoryCatalog(Catalog):
 
     # -- watches, alerts and the webhook outbox (picorigin._watch) ----------------------------
 
-    _KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
 
     def _watch_tables(self) -> None:
         self._watches: dict[int, dict[str, Any]] = {}
@@ -322,9 +329,7 @@ class MemoryCatalog(Catalog):
                 if (old["picture_id"], old["image_sha256"]) == (alert["picture_id"],
                                                                 alert["image_sha256"]):
                     old.update(image_id=alert["image_id"], updated_at=stamp)
-                    rank = self._KIND_RANK.get
-                    if (rank(alert["kind"], 9), -float(alert["score"])) < (
-                            rank(old["kind"], 9), -old["score"]):
+                    if stronger_alert(alert, old["kind"], old["score"]):
                         old.update(kind=alert["kind"], score=float(alert["score"]),
                                    details=copy.deepcopy(alert.get("details") or {}))
                     return old["id"], False

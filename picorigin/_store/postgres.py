@@ -19,7 +19,15 @@ import threading
 from typing import Any, Iterable, Iterator
 
 from .._errors import SettingError
-from .catalog import SIGHTING_FIELDS, Catalog, Checkpoint, ImageRecord, NewImage, now
+from .catalog import (
+    SIGHTING_FIELDS,
+    Catalog,
+    Checkpoint,
+    ImageRecord,
+    NewImage,
+    now,
+    stronger_alert,
+)
 
 __all__ = ["PostgresCatalog", "redacted"]
 
@@ -121,7 +129,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = ((
         at TEXT NOT NULL, status_code INTEGER, error TEXT, ms DOUBLE PRECISION)""",
 ),)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
-_KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
 
 
 def redacted(dsn: str) -> str:
@@ -532,8 +539,7 @@ class PostgresCatalog(Catalog):
                              " AND image_sha256 = %s FOR UPDATE",
                              (alert["picture_id"], alert["image_sha256"])).fetchone()
             if row is not None:
-                stronger = (_KIND_RANK.get(alert["kind"], 9), -float(alert["score"])) < (
-                    _KIND_RANK.get(row[1], 9), -row[2])
+                stronger = stronger_alert(alert, row[1], row[2])
                 db.execute("UPDATE alerts SET image_id = %s, updated_at = %s WHERE id = %s",
                            (alert["image_id"], stamp, row[0]))
                 if stronger:

@@ -16,7 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .catalog import SIGHTING_FIELDS, Catalog, Checkpoint, ImageRecord, NewImage, now
+from .catalog import (
+    SIGHTING_FIELDS,
+    Catalog,
+    Checkpoint,
+    ImageRecord,
+    NewImage,
+    now,
+    stronger_alert,
+)
 
 __all__ = ["SQLiteCatalog"]
 
@@ -119,7 +127,6 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
     delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
     at TEXT NOT NULL, status_code INTEGER, error TEXT, ms REAL);
 """
-_KIND_RANK = {"exact": 0, "near_duplicate": 1, "partial": 2}
 
 _IMAGE_COLUMNS = ("sha256", "pixel_sha256", "width", "height", "format", "byte_size",
                   "orientation")
@@ -523,8 +530,7 @@ class SQLiteCatalog(Catalog):
                              " AND image_sha256 = ?",
                              (alert["picture_id"], alert["image_sha256"])).fetchone()
             if row is not None:
-                stronger = (_KIND_RANK.get(alert["kind"], 9), -float(alert["score"])) < (
-                    _KIND_RANK.get(row["kind"], 9), -row["score"])
+                stronger = stronger_alert(alert, row["kind"], row["score"])
                 db.execute("UPDATE alerts SET image_id = ?, updated_at = ? WHERE id = ?",
                            (alert["image_id"], stamp, row["id"]))
                 if stronger:
