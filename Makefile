@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DB ?= picorigin-data
 
-.PHONY: run test bench install-run install-test install-bench debian-test clean
+.PHONY: run test fuzz bench install-run install-test install-bench debian-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ run: install-run
 test: install-test
 	$(PY) -m pytest -q
 
+# Coverage-guided fuzzing of every parser entry for FUZZ_SECONDS in all; findings and inputs that
+# reached new code are written to tests/fuzz/corpus/, which `make test` replays.
+FUZZ_SECONDS ?= 120
+fuzz: install-test
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
 bench: install-bench
 	$(PY) bench/run.py
 	$(PY) bench/load.py
@@ -47,6 +53,7 @@ bench: install-bench
 	$(PY) -m bench.search_latency
 	$(PY) -m bench.alerts
 	$(PY) -m bench.scale_out
+	$(PY) -m bench.faults
 
 clean:
 	rm -rf $(VENV) $(DB) demo-images build *.egg-info

@@ -228,6 +228,14 @@ class PageExtractor(HTMLParser):
             self._text_size += len(kept)
         super().feed(data)
 
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        # Python < 3.13 raises AssertionError on an unknown marked section (``<![x[...``, found
+        # by make fuzz); newer ones read it as a bogus comment, as browsers do: so do we.
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            return self.parse_bogus_comment(i, report)
+
     def _group(self, refs: list[ImageRef | None]) -> None:
         urls = {ref.url for ref in refs if ref is not None}
         if len(urls) > 1:
