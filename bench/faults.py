@@ -275,8 +275,12 @@ def run(args: argparse.Namespace) -> dict:
         queries += [_jpeg(_variant(rng, s), 80) for s in sources[:4]]
 
         port = _free_port()
+        # The server's log goes to a file: a pipe nobody reads until the end fills up, and a
+        # server blocked writing its log looks exactly like a hung one.
+        log_path = db.parent / "server.log"
+        log_file = open(log_path, "wb")
         server = subprocess.Popen([*CLI, "serve", "--db", str(db), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=log_file,
                                   start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         report: dict = {"seconds": args.seconds, "clients": args.clients,
@@ -318,11 +322,12 @@ def run(args: argparse.Namespace) -> dict:
         finally:
             server.send_signal(signal.SIGTERM)
             try:
-                _, err = server.communicate(timeout=30)
+                server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
-                _, err = server.communicate()
-        log = err.decode(errors="replace")
+                server.wait()
+            log_file.close()
+        log = log_path.read_bytes().decode(errors="replace")
         report["server_5xx_or_tracebacks_logged"] = log.count("Traceback")
         report["server_log_tail"] = log[-3000:]
         check = subprocess.run([*CLI, "check", "--json", "--db", str(db)], capture_output=True,

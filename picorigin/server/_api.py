@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .._models import KINDS
 from .._results import SORTS, normalise_domain
@@ -160,6 +161,15 @@ class _Body:
 
 
 async def _read_body(request: Request, file_fields: tuple[str, ...]) -> _Body:
+    try:
+        return await _read_body_of(request, file_fields)
+    except ClientDisconnect:
+        # The client went away mid-upload: nobody reads the answer, and it is no server error
+        # worth a traceback in the log (a flood of them once filled a piped stderr).
+        raise HTTPException(400, "the client closed the connection during the upload") from None
+
+
+async def _read_body_of(request: Request, file_fields: tuple[str, ...]) -> _Body:
     cap = request.app.state.max_upload_bytes
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":

@@ -162,3 +162,24 @@ def test_public_cuts_paths_to_names(given, shown):
     from picorigin.server._api import public
 
     assert public(given) == shown
+
+
+def test_uploads_dropped_midway_leave_the_server_answering(server):
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    image = jpeg_bytes(photo("coffee"))
+    boundary = "picorigin-drop"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.jpg\""
+            "\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+    body_length = len(head) + len(image) + len(f"\r\n--{boundary}--\r\n")
+    for _ in range(20):  # each sends a third of the image, then hangs up
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall((f"POST /api/search HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                          f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                          f"Content-Length: {body_length}\r\n\r\n").encode()
+                         + head + image[: len(image) // 3])
+    with server.client() as client:
+        answer = client.post("/api/search", files={"file": ("q.jpg", image)}, timeout=20)
+        assert answer.status_code == 200 and answer.json()["matches"][0]["kind"] == "exact"
