@@ -105,3 +105,32 @@ def extreme_folder(root: Path, photo_dir: Path) -> list[Path]:
     files = sorted(folder.iterdir())
     assert len(files) == 25
     return files
+
+
+@__import__("contextlib").contextmanager
+def serve_in_thread(app, *, log_level: str = "warning"):
+    """Serve an ASGI ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL; stop it
+    afterwards. Port 0: the kernel picks a free port, no race with other tests."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level=log_level, ws="none", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

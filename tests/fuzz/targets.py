@@ -11,15 +11,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import httpx
 import numpy as np
-import uvicorn
+from helpers import serve_in_thread
 from PIL import Image
 
 from picorigin._errors import PicoriginError
@@ -101,25 +98,9 @@ def api_server(folder: Path) -> Iterator[httpx.Client]:
     photo = folder / "seed.png"
     Image.fromarray(_picture(96, 64)).save(photo)
     engine.index([str(photo)], workers=1)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(engine), log_level="critical", ws="none", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        with engine, httpx.Client(base_url=url, timeout=30) as client:
+    with engine, serve_in_thread(create_app(engine), log_level="critical") as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
             yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def api_target(client: httpx.Client) -> Callable[[bytes], None]:

@@ -7,19 +7,17 @@ default settings (private URLs refused) and no key.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
-import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
-import uvicorn
+
+from helpers import serve_in_thread
 
 from picorigin import Engine
 from picorigin.server import create_app
@@ -42,37 +40,10 @@ class LiveServer:
         return {"X-API-Key": self.api_key} if self.api_key else {}
 
 
-def _loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free port, no race with others
-    return sock
-
-
-@contextlib.contextmanager
-def run_server(app) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it afterwards."""
-    sock = _loopback_socket()
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
 @pytest.fixture(scope="session")
 def serve_app():
-    """``run_server`` for tests that build their own app: ``with serve_app(app) as url``."""
-    return run_server
+    """``serve_in_thread`` for tests that build their own app: ``with serve_app(app) as url``."""
+    return serve_in_thread
 
 
 def _index_photos(engine: Engine, photo_dir: Path) -> dict[str, int]:
@@ -89,7 +60,7 @@ def _index_photos(engine: Engine, photo_dir: Path) -> dict[str, int]:
 def server(photo_dir, tmp_path_factory) -> Iterator[LiveServer]:
     engine = Engine(tmp_path_factory.mktemp("server-data"), settings={"allow_private_urls": True})
     ids = _index_photos(engine, photo_dir)
-    with engine, run_server(create_app(engine, api_key=API_KEY)) as url:
+    with engine, serve_in_thread(create_app(engine, api_key=API_KEY)) as url:
         yield LiveServer(url, engine, API_KEY, ids)
 
 
@@ -98,7 +69,7 @@ def strict_server(photo_dir, tmp_path_factory) -> Iterator[LiveServer]:
     """Default settings: URLs resolving to private addresses are refused. No API key."""
     engine = Engine(tmp_path_factory.mktemp("strict-data"))
     ids = _index_photos(engine, photo_dir)
-    with engine, run_server(create_app(engine)) as url:
+    with engine, serve_in_thread(create_app(engine)) as url:
         yield LiveServer(url, engine, None, ids)
 
 
@@ -106,7 +77,7 @@ def strict_server(photo_dir, tmp_path_factory) -> Iterator[LiveServer]:
 def small_cap_server(tmp_path_factory) -> Iterator[LiveServer]:
     """An empty collection whose server takes uploads of at most 1000 bytes."""
     engine = Engine(tmp_path_factory.mktemp("small-cap-data"))
-    with engine, run_server(create_app(engine, max_upload_bytes=1000)) as url:
+    with engine, serve_in_thread(create_app(engine, max_upload_bytes=1000)) as url:
         yield LiveServer(url, engine, None, {})
 
 
@@ -201,7 +172,7 @@ def history_server(tmp_path_factory) -> Iterator[HistoryServer]:
                 ids[name] = engine.add(data, uri=uri, sighting={
                     "page_url": f"http://{host}:{port}{page}", "page_title": page, "seen": seen})
     try:
-        with engine, run_server(create_app(engine)) as url:
+        with engine, serve_in_thread(create_app(engine)) as url:
             yield HistoryServer(url, engine, None, ids, query=jpeg_bytes(pictures["query"], 85),
                                 sightings=sum(len(s) for s in SIGHTINGS.values()))
     finally:
