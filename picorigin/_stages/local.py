@@ -25,6 +25,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -89,6 +90,15 @@ class _Index:
 
     def query(self, words: np.ndarray, top: int, *, max_postings: int | None = None):
         return self.inverted.query(words, top, max_postings=max_postings)
+
+
+@dataclass(frozen=True)
+class QueryWords:
+    """A query's visual words, and the vocabulary they belong to."""
+
+    vocabulary: Vocabulary
+    direct: np.ndarray
+    mirrored: np.ndarray | None
 
 
 class LocalStage(Stage):
@@ -173,10 +183,10 @@ class LocalStage(Stage):
                 if stored != self.vocabulary.digest():
                     self._requantize()  # a crash mid-retraining, or a file replaced by hand
 
-    def _words(self, descriptors: np.ndarray) -> np.ndarray:
+    def _words(self, descriptors: np.ndarray, vocabulary: Vocabulary | None = None) -> np.ndarray:
         if len(descriptors) == 0:
             return np.zeros(0, np.uint32)
-        return self.vocabulary.quantize(descriptors).astype(np.uint32)
+        return (vocabulary or self.vocabulary).quantize(descriptors).astype(np.uint32)
 
     def _cells(self, words: np.ndarray) -> np.ndarray:
         # Matching cells MATCH_LEVELS_UP levels above the leaves (512 cells in the default
@@ -255,6 +265,7 @@ class LocalStage(Stage):
         candidates: list[int] | None = None,
         timings: dict | None = None,
         position: int | None = None,
+        words: "QueryWords | None" = None,
     ) -> list[dict]:
         """Indexed images that the query shows, or that show the query, verified geometrically.
 
@@ -272,6 +283,8 @@ class LocalStage(Stage):
             ``verify``) and ``verified`` (images verified).
         position : int, optional
             The change-log position to catch up to (default: the log's end).
+        words : QueryWords, optional
+            ``quantize(signal)``, when made ahead (a search step starts it on the query pool).
 
         Returns
         -------
@@ -292,9 +305,10 @@ class LocalStage(Stage):
 
         with self.store.reading(position) as index:
             lap("sync")
-            query_words = self._words(signal.descriptors)
+            if words is None or words.vocabulary is not self.vocabulary:  # none, or retrained
+                words = self.quantize(signal)
+            query_words, mirror_words = words.direct, words.mirrored
             mirrored = signal.mirrored
-            mirror_words = self._words(mirrored.descriptors) if mirrored is not None else None
             lap("quantize")
             direct: set[int] = set()
             flipped: set[int] = set()
@@ -340,6 +354,14 @@ class LocalStage(Stage):
         lap("verify")
         hits.sort(key=lambda h: (-h["inliers"], h["id"]))
         return hits[:k]
+
+    def quantize(self, signal: LocalFeatures) -> "QueryWords":
+        """The visual words of a query's descriptors (and of its mirror image's)."""
+        vocabulary = self.vocabulary
+        mirrored = signal.mirrored
+        return QueryWords(vocabulary, self._words(signal.descriptors, vocabulary),
+                          None if mirrored is None else self._words(mirrored.descriptors,
+                                                                    vocabulary))
 
     def confirm(self, signal: LocalFeatures, ids: list[int], *, min_inliers: int) -> list[dict]:
         """Verify these images by exhaustive matching, with a bar of ``min_inliers``.
