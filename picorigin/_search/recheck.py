@@ -67,8 +67,9 @@ class RecheckStep:
                      for hit in self.local.confirm(signal, ids, min_inliers=CONFIRM_INLIERS)}
         failed = [image_id for image_id in ids if image_id not in confirmed]
         # Side by side: each is a correlation over scales against one thumbnail.
+        grey = _crop.grey(dense.image) if failed else None
         for located in executor().map(
-                lambda image_id: self._locate_crop(dense.image, query.size, image_id), failed):
+                lambda image_id: self._locate_crop(grey, query.size, image_id), failed):
             if located is not None:
                 confirmed[located.id] = located
         return list(confirmed.values())
