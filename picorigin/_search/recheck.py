@@ -55,23 +55,27 @@ class RecheckStep:
         if not suspects:
             return []
         dense = query.decoded(local_features.DENSE_SIDE)
-        # The two scales side by side: this is the slowest part of the slowest searches.
+        # The scales side by side on the query pool, the largest first: this is the slowest
+        # part of the slowest searches.
         scales = [f"dense:{i}" for i in range(len(local_features.DENSE_SCALES))]
-        for i, name in enumerate(scales[1:], 1):
+        for i, name in enumerate(scales):
             query.prefetch(name, self._scale(dense.image, query.size, i))
+        ids = [image_id for _, image_id in suspects]
+        # The crop locator needs no keypoints: it runs beside them, on the core the smaller
+        # scale leaves idle, and is used only for the candidates keypoints do not confirm.
+        grey = _crop.grey(dense.image)
+        located = [executor().submit(self._locate_crop, grey, query.size, image_id)
+                   for image_id in ids]
         signal = local_features.merged(*(query.computed(name, self._scale(dense.image,
                                                                           query.size, i))
                                          for i, name in enumerate(scales)))
-        ids = [image_id for _, image_id in suspects]
         confirmed = {hit["id"]: verified_hit(hit)
                      for hit in self.local.confirm(signal, ids, min_inliers=CONFIRM_INLIERS)}
-        failed = [image_id for image_id in ids if image_id not in confirmed]
-        # Side by side: each is a correlation over scales against one thumbnail.
-        grey = _crop.grey(dense.image) if failed else None
-        for located in executor().map(
-                lambda image_id: self._locate_crop(grey, query.size, image_id), failed):
-            if located is not None:
-                confirmed[located.id] = located
+        for image_id, future in zip(ids, located):
+            if image_id in confirmed:
+                future.cancel()
+            elif (hit := future.result()) is not None:
+                confirmed[image_id] = hit
         return list(confirmed.values())
 
     @staticmethod
