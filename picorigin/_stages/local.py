@@ -332,6 +332,18 @@ class LocalStage(Stage):
         lap("fetch")
         query_cells = self._cells(query_words)
         mirror_cells = self._cells(mirror_words) if mirror_words is not None else None
+        # Cell matches of every candidate at once (the same as one by one, a third the cost).
+        matched: dict[int, dict[bool, tuple]] = {key: {} for key in stored}
+        for flip, cells, keys in ((False, query_cells, direct), (True, mirror_cells, flipped)):
+            keys = sorted(keys - exhaustive)
+            if cells is None or not keys:
+                continue
+            query_features = signal.mirrored if flip else signal
+            pairs = _verify.match_by_words_many(
+                query_features.descriptors, cells,
+                [(stored[key][0].descriptors, self._cells(stored[key][1])) for key in keys])
+            for key, found in zip(keys, pairs):
+                matched[key][flip] = found
 
         def check(key: int) -> tuple[dict | None, bool]:
             """Verify one candidate: (hit or None, whether it was matched a second time)."""
@@ -342,7 +354,8 @@ class LocalStage(Stage):
                 return (None if result is None else _hit(key, result, signal, features)), False
             result, again = _verify.verify_candidate(
                 signal, features, query_cells=query_cells, mirrored_cells=mirror_cells,
-                match_cells=self._cells(words), recheck_from=RECHECK_FROM, **orientations)
+                match_cells=self._cells(words), recheck_from=RECHECK_FROM, matched=matched[key],
+                **orientations)
             return (None if result is None else _hit(key, result, signal, features)), again
 
         # Candidates side by side on the query pool: matching and RANSAC release the GIL.
