@@ -120,3 +120,46 @@ def test_collapsed_fits_are_rejected():
 def test_score_is_monotonic():
     scores = [_verify.score(n) for n in (12, 30, 100, 1000)]
     assert scores == sorted(scores) and 0 < scores[0] < scores[-1] < 1
+
+
+def _cell_matches_by_hand(query, query_cells, match, match_cells, ratio, max_distance):
+    """match_by_words spelled out: per query keypoint the nearest descriptor of its cell (the
+    first of equals), the ratio test against the second, then one query keypoint per match
+    keypoint (the nearest, the first of equals), ordered by match keypoint."""
+    def hamming(a, b):
+        return int(np.unpackbits(a ^ b).sum())
+
+    picked = []
+    for i, cell in enumerate(query_cells):
+        same = [j for j in range(len(match)) if match_cells[j] == cell]
+        dists = sorted((hamming(query[i], match[j]), j) for j in same)
+        if not dists:
+            continue
+        best, j = dists[0]
+        if best <= max_distance and (len(dists) == 1 or best < ratio * dists[1][0]):
+            picked.append((j, best, i))
+    kept = {}
+    for j, d, i in sorted(picked):
+        kept.setdefault(j, i)
+    return np.array(list(kept.values()), np.int64), np.array(list(kept), np.int64)
+
+
+def test_cell_matching_of_many_images_is_each_one_matched_by_hand():
+    rng = np.random.default_rng(3)
+    query = rng.integers(0, 256, (60, 32), dtype=np.uint8)
+    query_cells = rng.integers(0, 6, 60)
+    images = []
+    for size in (40, 0, 1, 25):
+        descriptors = rng.integers(0, 256, (size, 32), dtype=np.uint8)
+        cells = rng.integers(0, 6, size)
+        if size:  # near copies of some query descriptors, mostly in their cells
+            rows = rng.choice(60, min(size, 20), replace=False)
+            flips = rng.random((len(rows), 32)) < 0.02
+            descriptors[: len(rows)] = query[rows] ^ (flips * rng.integers(1, 256, flips.shape))
+            cells[: len(rows) - 2] = query_cells[rows[:-2]]
+        images.append((descriptors, cells))
+    got = _verify.match_by_words_many(query, query_cells, images, ratio=0.8, max_distance=64)
+    assert len(got) == 4 and sum(len(q) for q, _ in got) > 10
+    for (descriptors, cells), (qi, mi) in zip(images, got):
+        want_q, want_m = _cell_matches_by_hand(query, query_cells, descriptors, cells, 0.8, 64)
+        assert np.array_equal(qi, want_q) and np.array_equal(mi, want_m)
