@@ -58,7 +58,7 @@ __all__ = ["IndexSpec", "MilvusBinaryIndex", "MilvusDenseIndex", "MilvusSparseIn
 
 _EXTRA = "pip install 'picorigin[milvus]'"
 TOP_K_MAX = 16_384  # Milvus's largest limit (top-k) for one search
-_WRITE_BATCH = 1000  # rows a single insert or delete carries
+_WRITE_BATCH = 5000  # rows a single insert or delete carries (well under gRPC's 64 MB)
 _FILTER_IDS = 8000  # ids a single ``id in [...]`` filter carries
 SHORTLIST_FACTOR = 5  # the local shortlist: this many times the images asked for ...
 SHORTLIST_MIN = 100  # ... and at least this many, re-scored exactly
@@ -309,14 +309,13 @@ def release(connection: Connection) -> None:
 class _Collection:
     """A collection ``id -> vector``, created on first use (schema, index, identity token)."""
 
-    metric: str = ""
-
     def __init__(self, connection: Connection, signal: str, field: str, dtype: str,
-                 spec: IndexSpec, **field_params: Any) -> None:
+                 metric: str, spec: IndexSpec, **field_params: Any) -> None:
         self.connection = connection
         self.client = connection.client
         self.name = connection.target.collection(signal)
         self.field = field
+        self.metric = metric
         self.spec = spec
         pymilvus = connection.pymilvus
         if not self.client.has_collection(self.name):
@@ -337,6 +336,18 @@ class _Collection:
         self.client.load_collection(self.name)
         existing = self.client.describe_index(self.name, field) or {}
         self.built = str(existing.get("index_type", spec.type))
+        if self.built != spec.type:
+            # Chosen when the collection was made; changing it means rebuilding it, which
+            # every process would have to agree on: drop the collection to have it made anew.
+            logging.getLogger("picorigin").warning(
+                "Milvus collection %s has a %s index, not the %s the settings ask for; drop "
+                "it to rebuild it with %s", self.name, self.built, spec.type, spec.type)
+            self.spec = IndexSpec(self.built, {}, {})
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows whose ids are not stored (a bulk load; otherwise :meth:`upsert`)."""
+        for start in range(0, len(rows), _WRITE_BATCH):
+            self.client.insert(self.name, rows[start:start + _WRITE_BATCH])
 
     def upsert(self, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), _WRITE_BATCH):
@@ -422,10 +433,6 @@ class _Shared:
 
 # -- fingerprints -----------------------------------------------------------------------------
 
-class _BinaryCollection(_Collection):
-    metric = "HAMMING"
-
-
 class MilvusBinaryIndex(_Shared, BinaryIndex):
     """Radius search over packed binary codes in a Milvus collection (``BINARY_VECTOR``).
 
@@ -448,8 +455,8 @@ class MilvusBinaryIndex(_Shared, BinaryIndex):
                  spec: IndexSpec | None = None) -> None:
         super().__init__(bits)
         spec = spec or IndexSpec("BIN_FLAT", {}, {})
-        self._collection = _BinaryCollection(connection, signal, "code", "BINARY_VECTOR", spec,
-                                             dim=bits)
+        self._collection = _Collection(connection, signal, "code", "BINARY_VECTOR", "HAMMING",
+                                       spec, dim=bits)
 
     def _row(self, image_id: int, code: np.ndarray) -> dict[str, Any]:
         return {"id": image_id, "code": np.ascontiguousarray(code, np.uint8).tobytes()}
@@ -488,10 +495,6 @@ class MilvusBinaryIndex(_Shared, BinaryIndex):
 
 # -- deep descriptors -------------------------------------------------------------------------
 
-class _DenseCollection(_Collection):
-    metric = "IP"
-
-
 class MilvusDenseIndex(_Shared):
     """Inner-product search over L2-normalised float32 vectors in a Milvus collection.
 
@@ -511,8 +514,8 @@ class MilvusDenseIndex(_Shared):
                  spec: IndexSpec | None = None) -> None:
         self.dim = dim
         spec = spec or IndexSpec("FLAT", {}, {})
-        self._collection = _DenseCollection(connection, signal, "vector", "FLOAT_VECTOR", spec,
-                                            dim=dim)
+        self._collection = _Collection(connection, signal, "vector", "FLOAT_VECTOR", "IP", spec,
+                                       dim=dim)
 
     @property
     def kind(self) -> str:
@@ -578,10 +581,6 @@ class MilvusDenseIndex(_Shared):
 
 # -- visual words -----------------------------------------------------------------------------
 
-class _SparseCollection(_Collection):
-    metric = "IP"
-
-
 class MilvusSparseIndex(_Shared):
     """Images as sparse tf-idf vectors of visual words in a Milvus collection.
 
@@ -599,8 +598,8 @@ class MilvusSparseIndex(_Shared):
     def __init__(self, idf: np.ndarray, connection: Connection, signal: str = "local") -> None:
         self.idf = np.asarray(idf, np.float32)
         spec = IndexSpec("SPARSE_INVERTED_INDEX", {"drop_ratio_build": 0}, {})
-        self._collection = _SparseCollection(connection, signal, "words",
-                                             "SPARSE_FLOAT_VECTOR", spec)
+        self._collection = _Collection(connection, signal, "words", "SPARSE_FLOAT_VECTOR", "IP",
+                                       spec)
 
     def _row(self, image_id: int, words: np.ndarray) -> dict[str, Any]:
         unique, weights = tfidf(words, self.idf)

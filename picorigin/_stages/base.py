@@ -5,8 +5,9 @@ A stage class has two halves. Its class methods are pure and run anywhere, worke
 Dask workers included: ``compute`` (one signature for every stage) and ``compute_batch``. An
 instance is bound to a catalog and keeps the signal's derived index in step with it through a
 :class:`~picorigin._store.signal_store.SignalStore` (or, with the setting ``index``, a
-:class:`~picorigin._store.shared_store.SharedStore` over a Milvus collection); it encodes signals for the catalog
-(``encode``, ``terms``), decodes them (``decode``), and answers its own kind of search.
+:class:`~picorigin._store.shared_store.SharedStore` over a Milvus collection); it encodes
+signals for the catalog (``encode``, ``terms``), decodes them (``decode``), and answers its own
+kind of search.
 """
 
 from __future__ import annotations
