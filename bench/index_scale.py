@@ -19,11 +19,19 @@ descriptors.
   Queries are stored vectors plus noise (cosine about 0.9 to their source); recall@10 is
   against exact search, and ``source@1`` the share that ranks its source first.
 
+- **Visual words** (the local stage): 50,000 images of 1,000 Zipf-distributed words each out
+  of 32,768 (the packaged vocabulary's size; about 420 distinct a image), with their idf, in
+  the inverted file (``InvertedFile``) and Milvus Lite's sparse index (``MilvusSparseIndex``,
+  its shortlist re-scored from the words as the local stage does from the catalog); queries
+  are a third of an image's words and as many random ones (a crop pasted into a picture).
+  Reported: the share of the inverted file's top 20 that Milvus returns, and ``source@1``.
+
 Each backend is built in a fresh process from the same seeded data; memory per image is that
 process's resident-memory growth while building (for Milvus Lite: its server process's), over
-the number of vectors. ``--scale`` multiplies both sizes (``--scale 0.1``: 1 M codes, 100,000
+the number of vectors. ``--scale`` multiplies every size (``--scale 0.1``: 1 M codes, 100,000
 descriptors); ``--milvus-max`` caps the sizes given to Milvus Lite (its inserts run at about
-25,000 codes/s here). Writes ``bench/results/index_scale.json``.
+30,000 codes/s here); ``--only binary,dense,sparse`` runs some parts, keeping the others'
+rows in the results file. Writes ``bench/results/index_scale.json``.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ from picorigin._stages.deep import DIM
 RADIUS = 64
 FLIPS = (4, 16, 32, 48)
 CLUSTERS = 2000
+WORDS = 32_768  # 8 ** 5, the packaged vocabulary
+SHORT = 20  # the local stage's shortlist
 _CHUNK = 250_000
 
 
@@ -93,6 +103,23 @@ def _vector_queries(vectors: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray
     sources = rng.choice(len(vectors), q, replace=False)
     noisy = vectors[sources] + 0.03 * rng.standard_normal((q, DIM)).astype(np.float32)
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32), sources
+
+
+def _documents(n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(30)
+    documents = [((rng.zipf(1.2, 1000) - 1) % WORDS).astype(np.int64) for _ in range(n)]
+    seen_in = np.zeros(WORDS)
+    for words in documents:
+        seen_in[np.unique(words)] += 1
+    return documents, np.log(n / np.maximum(seen_in, 1)).astype(np.float32)
+
+
+def _word_queries(documents: list[np.ndarray], q: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(31)
+    sources = rng.choice(len(documents), q, replace=False)
+    queries = [np.concatenate([documents[i][:333], rng.integers(0, WORDS, 333)])
+               for i in sources]
+    return queries, sources
 
 
 # -- one backend, in its own process -------------------------------------------------------------
@@ -196,6 +223,55 @@ def _dense(kind: str, n: int, q: int, folder: str) -> dict:
             "source@1": round(float(np.mean(first)), 4), **extra}
 
 
+def _sparse(kind: str, n: int, q: int, folder: str) -> dict:
+    from picorigin._index.inverted import InvertedFile
+
+    documents, idf = _documents(n)
+    queries, sources = _word_queries(documents, q)
+
+    def inverted() -> InvertedFile:
+        built = InvertedFile(idf)
+        built.update([], list(enumerate(documents)))
+        built.compact()
+        return built
+
+    server_pid = None
+    if kind == "inverted_file":
+        before = _rss()
+        started = time.perf_counter()
+        index = reference = inverted()
+    else:
+        from picorigin._index import milvus
+
+        reference = inverted()
+        connection = milvus.connect(milvus.parse_target(f"milvus-lite://{folder}/words.db",
+                                                        folder))
+        server_pid = _lite_pid(connection)
+        before = _rss(server_pid)
+        started = time.perf_counter()
+        # the shortlist is re-scored with the words, as the local stage does from the catalog
+        index = milvus.MilvusSparseIndex(idf, connection, "words",
+                                         lookup=lambda ids: {i: documents[i] for i in ids})
+        for s in range(0, n, 2000):
+            index._collection.insert([index._row(i, documents[i])
+                                      for i in range(s, min(n, s + 2000))])
+        len(index)
+    build = time.perf_counter() - started
+    grown = _rss(server_pid) - before
+    truth = [reference.query(words, SHORT)[0] for words in queries]
+    ms, recall, first = [], [], []
+    index.query(queries[0], SHORT)
+    for words, source, want in zip(queries, sources, truth):
+        t = time.perf_counter()
+        ids, _ = index.query(words, SHORT)
+        ms.append(1000 * (time.perf_counter() - t))
+        recall.append(len(set(ids.tolist()) & set(want.tolist())) / max(1, len(want)))
+        first.append(len(ids) and ids[0] == source)
+    return {"n": n, "build_s": round(build, 1), "bytes_per_image": round(grown / n, 1),
+            **_percentiles(ms), "recall@20": round(float(np.mean(recall)), 4),
+            "source@1": round(float(np.mean(first)), 4)}
+
+
 def _lite_pid(connection) -> int:
     from milvus_lite.server_manager import server_manager_instance
 
@@ -206,7 +282,7 @@ def _run(job: tuple) -> dict:
     kind, what, n, q = job
     folder = tempfile.mkdtemp(prefix="picorigin-index-scale-")
     try:
-        return (_binary if what == "binary" else _dense)(kind, n, q, folder)
+        return {"binary": _binary, "dense": _dense, "sparse": _sparse}[what](kind, n, q, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -214,34 +290,42 @@ def _run(job: tuple) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiplies 10 M codes and 1 M descriptors")
+                        help="multiplies 10 M codes, 1 M descriptors, 50,000 word lists")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--milvus-max", type=int, default=10_000_000,
                         help="largest collection given to Milvus Lite")
+    parser.add_argument("--only", default="binary,dense,sparse",
+                        help="the parts to run (comma-separated)")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
     n_codes, n_vectors = int(10_000_000 * args.scale), int(1_000_000 * args.scale)
+    n_documents = int(50_000 * args.scale)
     jobs = [("faiss_flat", "binary", n_codes), ("faiss_mih", "binary", n_codes),
             ("milvus_lite_bin_flat", "binary", min(n_codes, args.milvus_max)),
             ("faiss_flat", "dense", n_vectors), ("faiss_ivf_sq8", "dense", n_vectors),
-            ("milvus_lite_flat", "dense", min(n_vectors, args.milvus_max))]
-    out: dict = {"meta": {"bits": BITS, "dim": DIM, "radius": RADIUS, "queries": args.queries,
-                          "scale": args.scale, "cpu_count": os.cpu_count(),
-                          "date": time.strftime("%Y-%m-%d")},
-                 "binary": {}, "dense": {}}
+            ("milvus_lite_flat", "dense", min(n_vectors, args.milvus_max)),
+            ("inverted_file", "sparse", n_documents),
+            ("milvus_lite_sparse", "sparse", min(n_documents, args.milvus_max))]
+    path = RESULTS / "index_scale.json"
+    out: dict = json.loads(path.read_text()) if path.exists() else {}
+    for what in parts:  # the parts not run keep their rows
+        out[what] = {}
+        out.setdefault("meta", {})[what] = {
+            "bits": BITS, "dim": DIM, "radius": RADIUS, "queries": args.queries,
+            "scale": args.scale, "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
     context = get_context("spawn")
-    for kind, what, n in jobs:
+    for kind, what, n in [job for job in jobs if job[1] in parts]:
         with context.Pool(1) as pool:  # a fresh process each: memory growth is its own
             row = pool.apply(_run, ((kind, what, n, args.queries),))
         row["load_average"] = round(os.getloadavg()[0], 1)  # the machine is shared
         out[what][kind] = row
-        quality = (f"recall {row['recall']:.4f} {row['recall_by_flipped_bits']}"
-                   if what == "binary" else
-                   f"recall@10 {row['recall@10']:.4f} source@1 {row['source@1']:.4f}")
+        quality = " ".join(f"{key} {row[key]}" for key in
+                           ("recall", "recall_by_flipped_bits", "recall@10", "recall@20",
+                            "source@1") if key in row)
         print(f"{what:<6} {kind:<21} n={n:>10,}  p50 {row['p50_ms']:8.3f} ms  p99 "
               f"{row['p99_ms']:8.3f} ms  {row['bytes_per_image']:7.1f} B/image  build "
               f"{row['build_s']} s  {quality}", flush=True)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "index_scale.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"results written to {path}")
     return out

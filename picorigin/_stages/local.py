@@ -146,7 +146,12 @@ class LocalStage(Stage):
     def shared_index(self, connection) -> Any:
         from .._index.milvus import MilvusSparseIndex
 
-        return MilvusSparseIndex(self.vocabulary.idf, connection, self.name)
+        return MilvusSparseIndex(self.vocabulary.idf, connection, self.name,
+                                 lookup=self._stored_words)
+
+    def _stored_words(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return {key: self.index_entry(data)
+                for key, data in self.catalog.signals(self.name, ids).items()}
 
     def index_meta(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary.digest(), "features": FEATURES}

@@ -249,7 +249,7 @@ class SharedStore:
             index = self.sync()
             recorded = self.catalog.checkpoint(self.name)
             return {"position": self._seq, "checkpoint": recorded.seq if recorded else None,
-                    "entries": len(index), "index": str(self.connection.target)}
+                    "entries": len(index), "shared_index": str(self.connection.target)}
 
 
 class _Reading:

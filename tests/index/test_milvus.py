@@ -98,6 +98,11 @@ def test_the_sparse_index_reproduces_the_inverted_file_ranking(milvus_connection
     inverted.update([], pairs)
     sparse.update([], pairs)
     assert len(sparse) == 600 and sparse.ids() == set(range(1, 601))
+    # re-scored from the stored words (as the local stage does, from the catalog) or from the
+    # vectors Milvus returns: the same answer
+    words = dict(pairs)
+    looked_up = MilvusSparseIndex(idf, milvus_connection, "words",
+                                  lookup=lambda ids: {i: words[i] for i in ids if i in words})
     top1, recall, score_gap = [], [], []
     for q in range(40):
         source = documents[q * 15]
@@ -105,6 +110,9 @@ def test_the_sparse_index_reproduces_the_inverted_file_ranking(milvus_connection
         query = np.concatenate([part, _documents(1, n_words, seed=100 + q)[0][: len(part)]])
         want_ids, want_scores = inverted.query(query, 20)
         got_ids, got_scores = sparse.query(query, 20)
+        again_ids, again_scores = looked_up.query(query, 20)
+        assert again_ids.tolist() == got_ids.tolist()
+        np.testing.assert_allclose(again_scores, got_scores, atol=1e-6)
         top1.append(got_ids[0] == want_ids[0] == q * 15 + 1)
         recall.append(len(set(want_ids) & set(got_ids)) / len(want_ids))
         common = np.intersect1d(want_ids, got_ids)
