@@ -272,11 +272,11 @@ def _sparse(kind: str, n: int, q: int, folder: str) -> dict:
 
 def _lite(folder: str) -> tuple:
     """A connection to a fresh Milvus Lite file in ``folder``, and its server's process id."""
-    from milvus_lite.server_manager import server_manager_instance
-
     from picorigin._index import milvus
 
     connection = milvus.connect(milvus.parse_target("milvus-lite://index.db", folder))
+    from milvus_lite.server_manager import server_manager_instance  # imported (quietly) now
+
     return connection, server_manager_instance._servers[connection.target.uri]._p.pid
 
 

@@ -14,15 +14,16 @@ image id instead of a FAISS index or inverted file in every process:
   (:class:`MilvusSparseIndex`). The inverted file scores histogram intersection,
   ``sum_w min(q_w, d_w)`` of L1-normalised weights, which no Milvus metric computes. Milvus
   stores the square roots of those weights, so its inner product is the Bhattacharyya
-  coefficient ``sum_w sqrt(q_w d_w)``, an upper bound of the intersection that ranks alike
-  (``min(a, b) <= sqrt(ab)``); it shortlists by that, and the shortlist is re-scored by the
+  coefficient ``sum_w sqrt(q_w d_w)``, an upper bound of the intersection (``min(a, b) <=
+  sqrt(ab)``) that ranks images much as it does; it shortlists by that, and the shortlist is re-scored by the
   exact intersection, from the words the catalog holds (the local stage passes a lookup:
   pymilvus decodes a returned sparse vector at about 2.5 ms a row, the catalog read costs
   less), or else from the vectors Milvus returns (their squares are the weights). The order is
   then the inverted file's for every image the shortlist holds; ``tests/index/test_milvus.py``
   and ``bench/index_scale.py`` measure how often the inverted file's best images fall outside
   it (on Zipf-distributed words with their idf, 600 images: a 100-image shortlist held 97 %
-  of the inverted file's top 20 and always its first; cosine of the weights, about 95 %).
+  of the inverted file's top 20 and always its first; ranking by the cosine of the weights
+  themselves held about 95 %).
 
 Every collection has the primary key ``id`` (the image id), so an insert is an upsert and
 replaying a change twice is harmless. Searches ask for ``Strong`` consistency: they see every
