@@ -1,13 +1,16 @@
-"""Past one machine: the copy benchmark on the embedded catalog vs PostgreSQL, and ingest
-throughput on a Dask cluster (1 and 2 workers) vs the local worker pool.
+"""Past one machine: the copy benchmark on the embedded stack vs PostgreSQL, and vs PostgreSQL
+with Milvus Lite indexes; ingest throughput on a Dask cluster (1 and 2 workers) vs the local
+worker pool.
 
-``python -m bench.scale_out [--every N] [--dsn postgresql://...] [--ingest N]``
+``python -m bench.scale_out [--every N] [--dsn postgresql://... --dsn2 postgresql://...]
+[--ingest N]``
 
 - Search: the copy benchmark's photos (a third of them, as ``--quick``) and every ``N``-th of
   its queries (default 2), searched with every stage through an ``Engine`` over the SQLite
-  catalog and over PostgreSQL (a server started for the run with Debian's ``postgresql``, or
-  ``--dsn``). Recall@1 and the false-positive rate must be identical, and so must each query's
-  top copy; both are printed.
+  catalog with in-process indexes (the default), over PostgreSQL (a server started for the run
+  with Debian's ``postgresql``, or ``--dsn``), and over PostgreSQL (``--dsn2``) with every index
+  in Milvus Lite (``index=milvus-lite://index.db``). Recall@1 and the false-positive rate must
+  be identical, and so must each query's top copy; all are printed.
 - Ingest: the first ``--ingest`` query images (real photos, edited) indexed with every stage
   into a fresh data folder by the local pool (1 and 2 processes) and by a
   ``distributed.LocalCluster`` on 127.0.0.1 with 1 and 2 worker processes (one thread each).
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--every", type=int, default=2, help="search every N-th query")
     parser.add_argument("--dsn", default=None, help="a PostgreSQL database to use (emptied "
                         "tables are not assumed: give a fresh one); default: start a server")
+    parser.add_argument("--dsn2", default=None, help="a second fresh database, for the run with "
+                        "Milvus Lite indexes (needed with --dsn)")
     parser.add_argument("--ingest", type=int, default=120, help="images for the ingest runs")
     args = parser.parse_args(argv)
 
@@ -101,29 +106,41 @@ def main(argv: list[str] | None = None) -> dict:
                           "cpu_count": os.cpu_count()}}
 
     server = None
-    dsn = args.dsn
+    dsn, dsn2 = args.dsn, args.dsn2
     if dsn is None:
         sys.path.insert(0, str(ROOT / "tests"))
         import pgserver
 
         server = pgserver.Server()
-        dsn = server.new_database()
+        dsn, dsn2 = server.new_database(), server.new_database()
+    if dsn2 is None:
+        parser.error("--dsn needs --dsn2 (a second fresh database)")
     try:
         embedded = _search_all({}, indexed, searched)
         postgres = _search_all({"catalog": dsn}, indexed, searched)
+        # a relative Lite file: inside the run's temporary data folder
+        milvus = _search_all({"catalog": dsn2, "index": "milvus-lite://index.db"}, indexed,
+                             searched)
     finally:
         if server is not None:
             server.stop()
-    same_top = sum(a == b for a, b in zip(embedded.pop("top"), postgres.pop("top")))
+    top = embedded.pop("top")
+    same_top = sum(a == b for a, b in zip(top, postgres.pop("top")))
+    same_top_milvus = sum(a == b for a, b in zip(top, milvus.pop("top")))
     out["search"] = {"sqlite": embedded, "postgresql": postgres,
-                     "same_top_copy": same_top, "identical": same_top == len(searched)}
+                     "postgresql_milvus_lite": milvus,
+                     "same_top_copy": same_top, "identical": same_top == len(searched),
+                     "same_top_copy_milvus": same_top_milvus,
+                     "identical_milvus": same_top_milvus == len(searched)}
     print(f"copy bench, {len(searched)} queries ({out['meta']['positive_queries']} positive),"
           f" {len(indexed)} indexed, every stage:")
-    for name, row in (("SQLite", embedded), ("PostgreSQL", postgres)):
-        print(f"  {name:<11} recall@1 {row['recall@1']:.4f}  false positives"
+    for name, row in (("SQLite", embedded), ("PostgreSQL", postgres),
+                      ("PostgreSQL + Milvus Lite", milvus)):
+        print(f"  {name:<24} recall@1 {row['recall@1']:.4f}  false positives"
               f" {row['fp_rate']:.4f}  search p50 {row['search_ms_p50']} ms"
               f" p99 {row['search_ms_p99']} ms  index {row['index_seconds']} s")
-    print(f"  same top copy for {same_top} of {len(searched)} queries")
+    print(f"  same top copy as SQLite: PostgreSQL {same_top}, PostgreSQL + Milvus Lite "
+          f"{same_top_milvus}, of {len(searched)} queries")
 
     import distributed
 

@@ -64,6 +64,20 @@ class Settings(Mapping):
     catalog: str = _setting("", "Where the catalog lives: empty for the SQLite file in the data "
                             "folder, or postgresql://user@host/db for PostgreSQL (the postgres "
                             "extra; many machines, one catalog).")
+    index: str = _setting("", "Where each signal's index lives: empty for indexes in every "
+                          "process (FAISS, an inverted file) caught up from the catalog; "
+                          "milvus://host:19530 for collections of a Milvus server that every "
+                          "process shares; milvus-lite://index.db for Milvus Lite, one process "
+                          "(a relative path is in the data folder). Needs the milvus extra.")
+    milvus_binary_index: str = _setting("BIN_FLAT", "Milvus index of the fingerprints "
+                                        "(Hamming): BIN_FLAT, exact; or BIN_IVF_FLAT "
+                                        "nlist=1024 nprobe=32, sub-linear and approximate "
+                                        "(a server only).")
+    milvus_dense_index: str = _setting("FLAT", "Milvus index of the deep descriptors (inner "
+                                       "product): FLAT (exact), IVF_FLAT, IVF_SQ8 or IVF_PQ "
+                                       "(nlist=1024 nprobe=32, IVF_PQ m=32 nbits=8), HNSW "
+                                       "(M=16 efConstruction=200 ef=128); Milvus Lite has "
+                                       "FLAT and IVF_FLAT.")
     ingest: str = _setting("", "Where `index` analyses images: empty for local worker processes, "
                            "or dask://host:8786 for a Dask cluster's workers (the dask extra).")
     thumbnail_side: int = _setting(256, "Longer side of the JPEG thumbnail kept per image "

@@ -45,3 +45,29 @@ def postgres_dsn(postgres_server):
     dsn = postgres_server.new_database()
     yield dsn
     postgres_server.drop_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def milvus_lite(tmp_path_factory):
+    """A real Milvus Lite file for the session (its server starts once: a connection is held
+    open throughout). Yields a function giving a locator, ``milvus-lite:///...?prefix=tN``,
+    with a fresh collection prefix each call, so tests never see each other's collections."""
+    import itertools
+
+    from picorigin._index import milvus
+
+    path = tmp_path_factory.mktemp("milvus") / "index.db"
+    held = milvus.connect(milvus.Target(str(path), True))
+    numbers = itertools.count()
+    yield lambda: f"milvus-lite://{path}?prefix=t{next(numbers)}"
+    milvus.release(held)
+
+
+@pytest.fixture
+def milvus_connection(milvus_lite, tmp_path):
+    """A connection to the session's Milvus Lite, with collections of a fresh prefix."""
+    from picorigin._index import milvus
+
+    connection = milvus.connect(milvus.parse_target(milvus_lite(), tmp_path))
+    yield connection
+    milvus.release(connection)

@@ -1,4 +1,6 @@
-"""The FAISS dense index: exact while small, IVF-SQ8 when large; add, remove, filter, persist."""
+"""The FAISS dense index: exact while small, IVF-SQ8 when large; add, remove, filter, persist.
+The contract both dense backends keep (add replaces, remove, fewer than k, allowed ids) runs
+against Milvus too (a FLOAT_VECTOR collection, FLAT, inner product, in a real Milvus Lite)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,19 @@ import numpy as np
 import pytest
 
 from picorigin._index.faiss_dense import DenseIndex
+from picorigin._index.milvus import MilvusDenseIndex
 
 DIM = 64
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def make(request):
+    """``make()``: an empty dense index of DIM dimensions, of each backend."""
+    if request.param == "faiss":
+        return lambda: DenseIndex(DIM)
+    connection = request.getfixturevalue("milvus_connection")
+    names = iter(range(100))
+    return lambda: MilvusDenseIndex(DIM, connection, f"dense{next(names)}")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -25,18 +38,18 @@ def _exact(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) ->
     return ids[np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :k]]
 
 
-def test_empty_index_returns_nothing():
-    index = DenseIndex(DIM)
+def test_empty_index_returns_nothing(make):
+    index = make()
     similarities, ids = index.search(_clustered(2), 5)
     assert ids.shape == (2, 5) and (ids == -1).all() and np.isneginf(similarities).all()
 
 
-def test_flat_search_is_exact_and_add_replaces():
+def test_flat_search_is_exact_and_add_replaces(make):
     vectors = _clustered(300)
     ids = np.arange(300, dtype=np.int64) * 7 + 3
-    index = DenseIndex(DIM)
+    index = make()
     index.add(ids, vectors)
-    assert index.kind == "flat" and len(index) == 300
+    assert index.kind in ("flat", "milvus FLAT") and len(index) == 300
     similarities, found = index.search(vectors[:20], 10)
     np.testing.assert_array_equal(found, _exact(vectors, ids, vectors[:20], 10))
     np.testing.assert_allclose(similarities[:, 0], 1.0, atol=1e-5)
@@ -47,9 +60,9 @@ def test_flat_search_is_exact_and_add_replaces():
     assert set(found[0]) == {ids[0], ids[1]}
 
 
-def test_remove_and_fewer_than_k():
+def test_remove_and_fewer_than_k(make):
     vectors = _clustered(5)
-    index = DenseIndex(DIM)
+    index = make()
     index.add(np.arange(5), vectors)
     assert index.remove(np.array([1, 3, 99])) == 2
     similarities, found = index.search(vectors[1:2], 4)
@@ -57,10 +70,10 @@ def test_remove_and_fewer_than_k():
     assert np.isneginf(similarities[0][3])
 
 
-def test_allowed_ids_restrict_the_answer():
+def test_allowed_ids_restrict_the_answer(make):
     vectors = _clustered(400)
     ids = np.arange(400, dtype=np.int64)
-    index = DenseIndex(DIM)
+    index = make()
     index.add(ids, vectors)
     allowed = np.array([5, 50, 150, 250, 12345])  # one id that is not stored
     _, found = index.search(vectors[:3], 10, allowed=allowed)

@@ -354,6 +354,13 @@ class InvertedFile:
         if self._pending_count > max(self._PENDING_MIN, self._PENDING_SHARE * len(self._docs)):
             self.compact()
 
+    def update(self, removed: Sequence[int], added: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Forget ``removed`` images, then index ``(id, words)`` pairs (replacing)."""
+        for image_id in removed:
+            self.remove(int(image_id))
+        for image_id, words in added:
+            self.add(int(image_id), words)
+
     def remove(self, image_id: int) -> bool:
         """Forget one image; returns whether it was there. Its postings go at compaction."""
         doc = self._id_to_doc.pop(int(image_id), None)

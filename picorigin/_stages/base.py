@@ -4,8 +4,10 @@ an index derived from it.
 A stage class has two halves. Its class methods are pure and run anywhere, worker processes and
 Dask workers included: ``compute`` (one signature for every stage) and ``compute_batch``. An
 instance is bound to a catalog and keeps the signal's derived index in step with it through a
-:class:`~picorigin._store.signal_store.SignalStore`; it encodes signals for the catalog
-(``encode``, ``terms``), decodes them (``decode``), and answers its own kind of search.
+:class:`~picorigin._store.signal_store.SignalStore` (or, with the setting ``index``, a
+:class:`~picorigin._store.shared_store.SharedStore` over a Milvus collection); it encodes
+signals for the catalog (``encode``, ``terms``), decodes them (``decode``), and answers its own
+kind of search.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._settings import Settings
-from .._store import Catalog, SignalStore
+from .._store import Catalog, open_signal_store
 
 __all__ = ["Stage"]
 
@@ -41,8 +43,7 @@ class Stage(abc.ABC):
         self.catalog = catalog
         self.folder = Path(folder)
         self.settings = settings
-        self.store = SignalStore(catalog, self.folder / "indexes", self,
-                                 checkpoint_seconds=settings.checkpoint_seconds)
+        self.store = open_signal_store(catalog, self.folder, self, settings)
 
     # -- pure: any process -------------------------------------------------------------------
 
@@ -92,6 +93,11 @@ class Stage(abc.ABC):
     def load_index(self, path: Path) -> Any:
         """A derived index saved by its ``save``."""
 
+    def shared_index(self, connection: Any) -> Any:
+        """The index every process shares, on a Milvus ``connection`` (see
+        ``picorigin._store.shared_store.SharedIndex``)."""
+        raise NotImplementedError(f"the {self.name} stage has no shared index")
+
     def index_meta(self) -> dict[str, Any]:
         """What a checkpoint must have been built with to be usable (e.g. a vocabulary)."""
         return {}
@@ -121,6 +127,7 @@ class Stage(abc.ABC):
 
     def close(self) -> None:
         self.save(force=True)
+        self.store.close()
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes, for ``picorigin stats``."""

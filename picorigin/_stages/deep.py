@@ -4,7 +4,7 @@ Signals (:class:`DeepSignal`, computed anywhere by :meth:`DeepStage.compute_batc
 EfficientNet-Lite0 descriptor (``picorigin._features.deep``), the top-5 ImageNet labels with
 probabilities, and a colour palette (``picorigin._features.colour``). Stored in the catalog,
 the labels also as terms (for ``--label``); the derived index is a FAISS dense index
-(``picorigin._index.faiss_dense``).
+(``picorigin._index.faiss_dense``), or a Milvus collection with the setting ``index``.
 
 Scores: a ``similar`` hit's ``score`` is ``1 / (1 + exp(-slope * (cosine - midpoint)))``, a fixed
 function fitted on same-kind vs different-kind photo pairs of ``bench/similar.py`` with the two
@@ -151,6 +151,16 @@ class _Index:
     def __len__(self) -> int:
         return len(self.dense)
 
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
+        return self.dense.search(queries, k, allowed=allowed)
+
+    @property
+    def kind(self) -> str:
+        return self.dense.kind
+
+    def memory_bytes(self) -> int:
+        return self.dense.memory_bytes()
+
 
 class DeepStage(Stage):
     """The ``similar`` kind, labels and palettes. See the module docstring."""
@@ -241,6 +251,13 @@ class DeepStage(Stage):
 
         return _Index(DenseIndex.load(path))
 
+    def shared_index(self, connection) -> Any:
+        from .._index.milvus import MilvusDenseIndex, parse_index_spec
+
+        spec = parse_index_spec(self.settings.milvus_dense_index, "milvus_dense_index",
+                                lite=connection.target.lite)
+        return MilvusDenseIndex(DIM, connection, self.name, spec)
+
     def index_meta(self) -> dict[str, Any]:
         return {"descriptor": DESCRIPTOR}
 
@@ -291,7 +308,7 @@ class DeepStage(Stage):
             allowed = matching if allowed is None else np.intersect1d(allowed, matching)
         pool = k if wanted is None else max(k, _COLOUR_POOL)
         with self.store.reading(position) as index:
-            similarities, ids = index.dense.search(
+            similarities, ids = index.search(
                 np.asarray(signal.embedding, np.float32)[None], pool, allowed=allowed)
         keep = ids[0] >= 0
         similarities, ids = similarities[0][keep], ids[0][keep]
@@ -324,7 +341,7 @@ class DeepStage(Stage):
     def stats(self) -> dict:
         """Counts and sizes: images, index layout, bytes in RAM."""
         with self.store.reading() as index:
-            kind, memory = index.dense.kind, int(index.dense.memory_bytes())
+            kind, memory = index.kind, int(index.memory_bytes())
         return {**super().stats(), "index": kind, "descriptor": DESCRIPTOR,
                 "bytes_in_ram": memory}
 

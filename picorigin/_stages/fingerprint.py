@@ -1,4 +1,5 @@
-"""The fingerprint stage: 256-bit DCT-sign codes in a FAISS binary index (always on).
+"""The fingerprint stage: 256-bit DCT-sign codes in a FAISS binary index (always on), or in a
+Milvus collection with the setting ``index`` (``picorigin._index.milvus``).
 
 See ``picorigin._features.fingerprint`` for the code and its canonical orientation; the
 orientation is a column of the image's record, the code a signal like any other.
@@ -40,6 +41,16 @@ class _Index:
     def __len__(self) -> int:
         return len(self.faiss)
 
+    def search(self, codes: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+        return self.faiss.search(codes, radius)
+
+    def memory_bytes(self) -> int:
+        return self.faiss.memory_bytes()
+
+    @property
+    def backend(self) -> str:
+        return type(self.faiss).__name__
+
 
 class FingerprintStage(Stage):
     """Exact Hamming radius search over every image's fingerprint."""
@@ -65,6 +76,13 @@ class FingerprintStage(Stage):
     def load_index(self, path: Path) -> _Index:
         return _Index(FaissBinaryIndex.load(path, fingerprint.BITS))
 
+    def shared_index(self, connection) -> Any:
+        from .._index.milvus import MilvusBinaryIndex, parse_index_spec
+
+        spec = parse_index_spec(self.settings.milvus_binary_index, "milvus_binary_index",
+                                lite=connection.target.lite)
+        return MilvusBinaryIndex(fingerprint.BITS, connection, self.name, spec)
+
     def index_meta(self) -> dict[str, Any]:
         return {"bits": fingerprint.BITS}
 
@@ -74,9 +92,9 @@ class FingerprintStage(Stage):
         if not len(codes):
             return []
         with self.store.reading(position) as index:
-            return index.faiss.search(codes, radius)
+            return index.search(codes, radius)
 
     def stats(self) -> dict[str, Any]:
         with self.store.reading() as index:
-            memory = index.faiss.memory_bytes()
-        return {**super().stats(), "backend": "FaissBinaryIndex", "memory_bytes": memory}
+            memory, backend = index.memory_bytes(), index.backend
+        return {**super().stats(), "backend": backend, "memory_bytes": memory}

@@ -6,7 +6,8 @@ query: from a larger working image, plus those of its mirror image), keypoints i
 original pixel coordinates. Stored in the catalog with their visual words.
 
 Search: the query's descriptors are quantised with a vocabulary tree and scored against a
-tf-idf inverted file (``picorigin._index.inverted``, the stage's derived index); the
+tf-idf inverted file (``picorigin._index.inverted``, the stage's derived index; with the
+setting ``index``, a Milvus collection of sparse vectors, ``picorigin._index.milvus``); the
 best-scoring images (and, for mirrored copies, the best for the query's mirror image) are
 re-ranked by geometric verification (``picorigin._verify``), which keeps only images whose
 keypoints agree on one transform, and says where: boxes, overlaps, rotation, scale, mirror.
@@ -74,10 +75,7 @@ class _Index:
         self.inverted = inverted
 
     def update(self, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
-        for key in removed:
-            self.inverted.remove(int(key))
-        for key, words in added:
-            self.inverted.add(int(key), words)
+        self.inverted.update(removed, added)
 
     def save(self, path: Path) -> None:
         self.inverted.save(path, "")
@@ -90,6 +88,9 @@ class _Index:
 
     def query(self, words: np.ndarray, top: int, *, max_postings: int | None = None):
         return self.inverted.query(words, top, max_postings=max_postings)
+
+    def nbytes(self) -> int:
+        return self.inverted.nbytes()
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,16 @@ class LocalStage(Stage):
 
     def load_index(self, path: Path) -> _Index:
         return _Index(InvertedFile.load(path, self.vocabulary.idf)[0])
+
+    def shared_index(self, connection) -> Any:
+        from .._index.milvus import MilvusSparseIndex
+
+        return MilvusSparseIndex(self.vocabulary.idf, connection, self.name,
+                                 lookup=self._stored_words)
+
+    def _stored_words(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return {key: self.index_entry(data)
+                for key, data in self.catalog.signals(self.name, ids).items()}
 
     def index_meta(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary.digest(), "features": FEATURES}
@@ -395,7 +406,7 @@ class LocalStage(Stage):
     def stats(self) -> dict:
         """Counts and sizes: images, keypoints, vocabulary, bytes in RAM."""
         with self.store.reading() as index:
-            in_ram = index.inverted.nbytes()
+            in_ram = index.nbytes()
         images = self.catalog.count_signals(self.name)
         vocabulary = self.vocabulary
         return {

@@ -221,6 +221,9 @@ class SignalStore:
                 "missing": sorted(rows - held)[:20], "extra": sorted(held - rows)[:20],
                 "ok": usable and held == rows}
 
+    def close(self) -> None:
+        """Nothing to give back (the index is this process's own)."""
+
     def rebuild(self) -> None:
         """Rebuild the index from the catalog's rows and record a fresh checkpoint."""
         with self._lock:
