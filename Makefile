@@ -53,6 +53,7 @@ bench: install-bench
 	$(PY) -m bench.search_latency
 	$(PY) -m bench.alerts
 	$(PY) -m bench.scale_out
+	$(PY) -m bench.dask_bar
 	$(PY) -m bench.faults
 
 clean:
