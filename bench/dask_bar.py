@@ -113,12 +113,12 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 
 
 class PeakMemory(threading.Thread):
-    """Polls the peak RSS of a process and of its descendants (a pool's workers) every 0.1 s
-    until :meth:`result` (growth in the last 0.1 s of a process is missed)."""
+    """Polls the peak RSS of a process and of its descendants (a pool's workers), and the
+    process's CPU time, every 0.1 s until :meth:`result` (the last 0.1 s is missed)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peaks, self.done = pid, {}, threading.Event()
+        self.pid, self.peaks, self.cpu, self.done = pid, {}, 0.0, threading.Event()
         self.start()
 
     def run(self) -> None:
@@ -128,22 +128,26 @@ class PeakMemory(threading.Thread):
             try:
                 top = psutil.Process(self.pid)
                 tree = [top, *top.children(recursive=True)]
+                times = top.cpu_times()
+                self.cpu = times.user + times.system
             except psutil.Error:
                 return
             for process in tree:
-                try:
-                    self.peaks[process.pid] = peak_rss_mb(process.pid)
+                try:  # max: an ended process not yet reaped shows no memory at all
+                    self.peaks[process.pid] = max(self.peaks.get(process.pid, 0.0),
+                                                  peak_rss_mb(process.pid))
                 except OSError:
                     pass  # it ended in between
 
     def result(self) -> dict:
-        """``{"process_mb": the process's own peak, "largest_mb": its largest descendant's,
-        "descendants": how many were seen}``."""
+        """``{"process_mb": the process's own peak, "largest_descendant_mb": its largest
+        descendant's, "descendants": how many were seen, "process_cpu_s": its CPU time}``."""
         self.done.set()
         self.join()
         others = [mb for pid, mb in self.peaks.items() if pid != self.pid]
         return {"process_mb": self.peaks.get(self.pid), "largest_descendant_mb":
-                max(others, default=None), "descendants": len(others)}
+                max(others, default=None), "descendants": len(others),
+                "process_cpu_s": round(self.cpu, 2)}
 
 
 def run_cli(args: list[str], on_frame=None) -> dict:
@@ -334,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{kill.get('tasks_running_there')} batches running; replaced by the nanny: "
           f"{kill.get('worker_replaced')}")
     print(f"    peak RSS: index process {first['peak_rss']['process_mb']} MB, workers "
-          f"{workers_peak_rss_mb} MB (the replacement's since it started)")
+          f"{workers_peak_rss_mb} MB (the replacement's since it started); the index process "
+          f"used {first['peak_rss']['process_cpu_s']} s of CPU (start-up included)")
     print(f"  catalog: {facts['images']} images, {facts['locations']} locations, signal rows "
           f"{facts['signal_rows']}")
     print(f"  second run: {second['stdout'].strip()}")

@@ -18,8 +18,10 @@ and into one whose catalog is PostgreSQL (a server started for the run with Debi
   and indexes after ``VACUUM ANALYZE`` (the free-space and visibility maps left out: a fixed
   ~32 KB a table that only small tables show);
 - the rest per image, the same way: images, locations, thumbnails, the change log (what is
-  left of it: it is pruned below the checkpoints), and the whole catalog (the SQLite file
-  after a WAL checkpoint; ``pg_database_size`` less an empty database's).
+  left of it: it is pruned below the checkpoints); of each, the part that is secondary B-tree
+  indexes (what PostgreSQL should keep cached); the sum without the change log; and the
+  whole catalog as it is at this size (the SQLite file after a WAL checkpoint;
+  ``pg_database_size`` less an empty database's).
 
 From the SQLite data folder: each stage's derived index in RAM (``picorigin stats``) and its
 checkpoint file; the peak RSS of ``index`` and of a ``search`` with every stage (process
@@ -39,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from bench.dask_bar import CLI, RESULTS, PeakMemory, photo_tiles
 
@@ -93,12 +97,13 @@ def sqlite_sizes(path: Path, n: int) -> dict:
     shift = 1 + max(db.execute("SELECT MAX(id) FROM images").fetchone()[0],
                     db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
 
-    def alone(parts: list[tuple[str, str, tuple]]) -> tuple[float, int]:
+    def alone(parts: list[tuple[str, str, tuple]]) -> tuple[float, float, int]:
         """Copy each (table, where, args)'s rows alone into a database of the same schema,
-        enough times; its pages per copy, and the rows of the first part."""
+        enough times; its pages per copy, those of its secondary indexes, and the rows of
+        the first part."""
         with tempfile.TemporaryDirectory() as scratch:
             db.execute("ATTACH ? AS alone", (str(Path(scratch) / "alone.sqlite"),))
-            size = rows = 0
+            size = btree = rows = 0
             for table, where, args in parts:
                 for (sql,) in db.execute("SELECT sql FROM sqlite_schema WHERE tbl_name = ? AND"
                                          " sql IS NOT NULL ORDER BY type DESC", (table,)):
@@ -112,30 +117,53 @@ def sqlite_sizes(path: Path, n: int) -> dict:
                 _copy_rows(db, "sqlite", table, columns, where, args, copies, shift,
                            f"alone.{table}")
                 db.commit()
-                size += db.execute("SELECT SUM(pgsize) FROM dbstat('alone') WHERE name IN"
-                                   " (SELECT name FROM alone.sqlite_schema WHERE tbl_name = ?)",
-                                   (table,)).fetchone()[0] / copies
+                for kind in ("table", "index"):
+                    pages = db.execute(
+                        "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat('alone') WHERE name IN"
+                        " (SELECT name FROM alone.sqlite_schema WHERE tbl_name = ? AND"
+                        " type = ?)", (table, kind)).fetchone()[0] / copies
+                    size += pages
+                    btree += pages if kind == "index" else 0
             db.execute("DETACH alone")
-        return size, rows
+        return size, btree, rows
 
     signals = {}
     for name in SIGNALS:
-        size, rows = alone([("signal_data", "name = ?", (name,)),
-                            ("signal_terms", "name = ?", (name,))])
+        size, btree, rows = alone([("signal_data", "name = ?", (name,)),
+                                   ("signal_terms", "name = ?", (name,))])
         payload = db.execute("SELECT SUM(LENGTH(data)) FROM signal_data WHERE name = ?",
                              (name,)).fetchone()[0]
         terms = db.execute("SELECT COUNT(*) FROM signal_terms WHERE name = ?",
                            (name,)).fetchone()[0]
         signals[name] = {"rows": rows, "payload_per_image": round(payload / n),
                          "terms_per_image": round(terms / n, 1),
-                         "stored_per_image": round(size / n)}
-    out = {"signals": signals}
+                         "stored_per_image": round(size / n),
+                         "indexes_per_image": round(btree / n)}
+    out = {"signals": signals, **_local_words(db), "tables": {}}
     for table in TABLES:
-        out[f"{table}_per_image"] = round(alone([(table, "1 = 1", ())])[0] / n)
+        size, btree, _ = alone([(table, "1 = 1", ())])
+        out["tables"][table] = {"stored_per_image": round(size / n),
+                                "indexes_per_image": round(btree / n)}
     out["change_log_rows"] = db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
     db.close()
     out["catalog_file_per_image"] = round(path.stat().st_size / n)
     return out
+
+
+def _local_words(db) -> dict:
+    """Keypoints and distinct visual words per image, read from the local stage's rows (its
+    layout: header, points, descriptors, one uint32 word per keypoint): what an inverted
+    index or a sparse vector holds per image."""
+    from picorigin._stages.local import _HEADER
+
+    keypoints, distinct = [], []
+    for (data,) in db.execute("SELECT data FROM signal_data WHERE name = 'local'"):
+        count = _HEADER.unpack_from(data)[0]
+        words = np.frombuffer(data, np.uint32, count, _HEADER.size + 40 * count)
+        keypoints.append(count)
+        distinct.append(len(np.unique(words)))
+    return {"local_keypoints_per_image": round(float(np.mean(keypoints)), 1),
+            "local_distinct_words_per_image": round(float(np.mean(distinct)), 1)}
 
 
 def _row_bytes(db, table: str) -> int:
@@ -171,8 +199,8 @@ def postgres_sizes(dsn: str, n: int, empty: int) -> dict:
         shift = 1 + max(one("SELECT MAX(id) FROM images"),
                         one("SELECT COALESCE(MAX(seq), 0) FROM changes"))
 
-        def alone(parts: list[tuple[str, str, tuple]]) -> tuple[float, int]:
-            size = rows = 0
+        def alone(parts: list[tuple[str, str, tuple]]) -> tuple[float, float, int]:
+            size = btree = rows = 0
             for table, where, args in parts:
                 found = one(f"SELECT COUNT(*) FROM {table} WHERE {where}", args)
                 rows = rows or found
@@ -186,23 +214,26 @@ def postgres_sizes(dsn: str, n: int, empty: int) -> dict:
                            f"alone_{table}")
                 db.execute(f"VACUUM ANALYZE alone_{table}")
                 size += pages(f"alone_{table}") / copies
+                btree += one("SELECT pg_indexes_size(%s)", (f"alone_{table}",)) / copies
                 db.execute(f"DROP TABLE alone_{table}")
-            return size, rows
+            return size, btree, rows
 
         signals = {}
         for name in SIGNALS:
-            size, rows = alone([("signal_data", "name = %s", (name,)),
-                                ("signal_terms", "name = %s", (name,))])
+            size, btree, rows = alone([("signal_data", "name = %s", (name,)),
+                                       ("signal_terms", "name = %s", (name,))])
             signals[name] = {
                 "rows": rows,
                 "payload_per_image": round(one("SELECT SUM(pg_column_size(data))::bigint FROM"
                                                " signal_data WHERE name = %s", (name,)) / n),
                 "terms_per_image": round(one("SELECT COUNT(*) FROM signal_terms WHERE"
                                              " name = %s", (name,)) / n, 1),
-                "stored_per_image": round(size / n)}
-        out = {"signals": signals}
+                "stored_per_image": round(size / n), "indexes_per_image": round(btree / n)}
+        out = {"signals": signals, "tables": {}}
         for table in TABLES:
-            out[f"{table}_per_image"] = round(alone([(table, "true", ())])[0] / n)
+            size, btree, _ = alone([(table, "true", ())])
+            out["tables"][table] = {"stored_per_image": round(size / n),
+                                    "indexes_per_image": round(btree / n)}
         out["change_log_rows"] = one("SELECT COUNT(*) FROM changes")
         db.execute("VACUUM ANALYZE")
         out["database_per_image"] = round((one("SELECT pg_database_size(current_database())")
@@ -283,8 +314,20 @@ def main(argv: list[str] | None = None) -> dict:
               f"{lite['terms_per_image']:>7}{index['ram_per_image']:>8}"
               f"{index['checkpoint_per_image']:>12}")
     for table in TABLES:
-        key = f"{table}_per_image"
-        print(f"  {table:<12}{out['sqlite'][key]:>24}{out['postgresql'][key]:>29}")
+        lite, pg = out["sqlite"]["tables"][table], out["postgresql"]["tables"][table]
+        print(f"  {table:<12}{lite['stored_per_image']:>24}{pg['stored_per_image']:>29}")
+    for catalog in ("sqlite", "postgresql"):
+        # The change log is left out: it is pruned below the checkpoints.
+        parts = [*out[catalog]["signals"].values(),
+                 *(v for k, v in out[catalog]["tables"].items() if k != "changes")]
+        out[catalog]["sum_per_image"] = sum(p["stored_per_image"] for p in parts)
+        out[catalog]["indexes_sum_per_image"] = sum(p["indexes_per_image"] for p in parts)
+    print(f"  sum per image: SQLite {out['sqlite']['sum_per_image']} (B-tree indexes "
+          f"{out['sqlite']['indexes_sum_per_image']}), PostgreSQL "
+          f"{out['postgresql']['sum_per_image']} (B-tree indexes "
+          f"{out['postgresql']['indexes_sum_per_image']})")
+    print(f"  local stage: {out['sqlite']['local_keypoints_per_image']} keypoints and "
+          f"{out['sqlite']['local_distinct_words_per_image']} distinct visual words per image")
     print(f"  the whole catalog: SQLite file {out['sqlite']['catalog_file_per_image']},"
           f" PostgreSQL database {out['postgresql']['database_per_image']} (at {n} images,"
           f" change log of {out['sqlite']['change_log_rows']} and"
