@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pty
 import re
 import signal
 import subprocess
@@ -46,15 +45,17 @@ from PIL import Image
 
 from bench.datasets import distractor_photos, load_photos
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' runner of a command on a pseudo-terminal
+from helpers import run_on_a_terminal  # noqa: E402
 CLI = [sys.executable, "-m", "picorigin"]
 GRID = (4, 3)  # columns x rows of a landscape photo (rows x columns of a portrait one)
 MIN_STD = 30.0  # grey-level spread below which a tile is mostly sky or wall: too plain to tell apart
 SAMPLE = 20  # files searched with every stage
 
-# One frame of the CLI's progress bar: "[####....] 12/300    3.4 img/s  ETA 00:01:23 "
-FRAME = re.compile(r"\[([#.]+)\] (\d+)/(\d+) +([\d.]+) img/s  ETA (\S+) ")
-SUMMARY = re.compile(r"indexed (\d+), skipped (\d+), failed (\d+) in ([\d.]+) s \(([\d.]+) images/s\)")
+SUMMARY = re.compile(r"indexed (\d+), skipped (\d+), failed (\d+) in ([\d.]+) s"
+                     r" \(([\d.]+) images/s\)")
 
 
 def photo_tiles(folder: Path, n: int) -> list[Path]:
@@ -151,40 +152,18 @@ class PeakMemory(threading.Thread):
 
 
 def run_cli(args: list[str], on_frame=None) -> dict:
-    """Run ``picorigin ARGS`` with stderr on a pseudo-terminal (so the bar draws) and stdout on a
-    pipe; call ``on_frame(done, total)`` for each bar frame as it is drawn.
+    """Run ``picorigin ARGS`` with stderr on a pseudo-terminal, so the bar draws as a user sees
+    it (``tests/helpers.run_on_a_terminal``), its peak memory watched (:class:`PeakMemory`).
 
     Returns the exit status, stdout, the frames (done, total), stderr's other text and the
-    peak RSS (:class:`PeakMemory`).
+    peak RSS.
     """
-    master, slave = pty.openpty()
-    child = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=slave, text=True)
-    os.close(slave)
-    memory = PeakMemory(child.pid)
-    out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(child.stdout.read()), daemon=True)
-    reader.start()
-    raw, frames = b"", []
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        raw += chunk
-        text = raw.decode(errors="replace")
-        for match in list(FRAME.finditer(text))[len(frames):]:
-            frames.append((int(match[2]), int(match[3])))
-            if on_frame:
-                on_frame(*frames[-1])
-    os.close(master)
-    child.wait()
-    reader.join()
-    text = raw.decode(errors="replace")
-    other = FRAME.sub("", text).replace("\r", "").replace("\n", "").strip()
-    return {"returncode": child.returncode, "stdout": out[0], "frames": frames,
-            "other_stderr": other, "peak_rss": memory.result()}
+    watch: list[PeakMemory] = []
+    status, out, frames, other = run_on_a_terminal(
+        [*CLI, *args], on_frame=on_frame, on_start=lambda child: watch.append(
+            PeakMemory(child.pid)))
+    return {"returncode": status, "stdout": out, "frames": frames, "other_stderr": other,
+            "peak_rss": watch[0].result()}
 
 
 def check_bar(run: dict, n: int, *, skipped: int = 0) -> list[str]:

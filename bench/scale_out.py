@@ -20,6 +20,7 @@ Writes ``bench/results/scale_out.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Iterator
 
 from bench.copy_detection import COPY_KINDS, RESULTS, make_queries, split
 from bench.datasets import load_photos
@@ -73,6 +75,23 @@ def _search_all(settings: dict, indexed, queries) -> dict:
     }
 
 
+@contextlib.contextmanager
+def postgres_database(dsn: str | None) -> Iterator[str]:
+    """``dsn`` as it is; or, without one, a fresh database on a server started for the run
+    (Debian's ``postgresql``, as the tests start it) and stopped on the way out."""
+    if dsn is not None:
+        yield dsn
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pgserver
+
+    server = pgserver.Server()
+    try:
+        yield server.new_database()
+    finally:
+        server.stop()
+
+
 def _ingest(paths: list[str], **kwargs) -> dict:
     with tempfile.TemporaryDirectory(prefix="picorigin-ingest-") as folder:
         with Engine(folder) as engine:
@@ -100,20 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
                           "positive_queries": sum(q.positive for q in searched),
                           "cpu_count": os.cpu_count()}}
 
-    server = None
-    dsn = args.dsn
-    if dsn is None:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import pgserver
-
-        server = pgserver.Server()
-        dsn = server.new_database()
-    try:
+    with postgres_database(args.dsn) as dsn:
         embedded = _search_all({}, indexed, searched)
         postgres = _search_all({"catalog": dsn}, indexed, searched)
-    finally:
-        if server is not None:
-            server.stop()
     same_top = sum(a == b for a, b in zip(embedded.pop("top"), postgres.pop("top")))
     out["search"] = {"sqlite": embedded, "postgresql": postgres,
                      "same_top_copy": same_top, "identical": same_top == len(searched)}

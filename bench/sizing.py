@@ -23,6 +23,8 @@ and into one whose catalog is PostgreSQL (a server started for the run with Debi
   whole catalog as it is at this size (the SQLite file after a WAL checkpoint;
   ``pg_database_size`` less an empty database's).
 
+The local stage's keypoints and distinct visual words per image, and the time to quantise
+one image's descriptors into words (what the committing ``index`` process does per image).
 From the SQLite data folder: each stage's derived index in RAM (``picorigin stats``) and its
 checkpoint file; the peak RSS of ``index`` and of a ``search`` with every stage (process
 start, models and indexes loaded: a ``serve`` replica's fixed cost at this size).
@@ -38,15 +40,15 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.dask_bar import CLI, RESULTS, PeakMemory, photo_tiles
+from bench.scale_out import postgres_database
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = ("fingerprint", "local", "deep")
 
 
@@ -154,16 +156,24 @@ def _local_words(db) -> dict:
     """Keypoints and distinct visual words per image, read from the local stage's rows (its
     layout: header, points, descriptors, one uint32 word per keypoint): what an inverted
     index or a sparse vector holds per image."""
-    from picorigin._stages.local import _HEADER
+    from picorigin._index.inverted import Vocabulary
+    from picorigin._stages.local import _HEADER, default_vocabulary_path
 
-    keypoints, distinct = [], []
+    vocabulary = Vocabulary.load(default_vocabulary_path())
+    keypoints, distinct, quantize = [], [], []
     for (data,) in db.execute("SELECT data FROM signal_data WHERE name = 'local'"):
         count = _HEADER.unpack_from(data)[0]
+        descriptors = np.frombuffer(data, np.uint8, 32 * count, _HEADER.size + 8 * count)
         words = np.frombuffer(data, np.uint32, count, _HEADER.size + 40 * count)
         keypoints.append(count)
         distinct.append(len(np.unique(words)))
+        started = time.perf_counter()
+        # What the committing process does for each image (the stage's encode).
+        vocabulary.quantize(descriptors.reshape(count, 32))
+        quantize.append(1000 * (time.perf_counter() - started))
     return {"local_keypoints_per_image": round(float(np.mean(keypoints)), 1),
-            "local_distinct_words_per_image": round(float(np.mean(distinct)), 1)}
+            "local_distinct_words_per_image": round(float(np.mean(distinct)), 1),
+            "local_quantize_ms_median": round(float(np.median(quantize)), 2)}
 
 
 def _row_bytes(db, table: str) -> int:
@@ -272,37 +282,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dsn", default=None, help="an empty PostgreSQL database; default: "
                         "start a server for the run")
     args = parser.parse_args(argv)
-    server = None
-    dsn = args.dsn
-    if dsn is None:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import pgserver
-
-        server = pgserver.Server()
-        dsn = server.new_database()
-    try:
+    with postgres_database(args.dsn) as dsn, \
+            tempfile.TemporaryDirectory(prefix="picorigin-sizing-") as tmp:
         import psycopg
 
         with psycopg.connect(dsn) as db:
             empty = db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        with tempfile.TemporaryDirectory(prefix="picorigin-sizing-") as tmp:
-            tmp = Path(tmp)
-            paths = photo_tiles(tmp / "photos", args.images)
-            n = len(paths)
-            summary, index_rss = _run(["index", str(tmp / "photos"), "--db", str(tmp / "sqlite")])
-            _run(["index", str(tmp / "photos"), "--db", str(tmp / "pg")],
-                 env={"PICORIGIN_CATALOG": dsn})
-            _, search_rss = _run(["search", "--json", "--db", str(tmp / "sqlite"), str(paths[0])])
-            out = {
-                "meta": {"images": n, "summary": summary.strip()},
-                "sqlite": sqlite_sizes(tmp / "sqlite" / "catalog.sqlite", n),
-                "postgresql": postgres_sizes(dsn, n, empty),
-                "indexes": folder_sizes(tmp / "sqlite", n),
-                "peak_rss_mb": {"index_process": index_rss, "search_process": search_rss},
-            }
-    finally:
-        if server is not None:
-            server.stop()
+        tmp = Path(tmp)
+        paths = photo_tiles(tmp / "photos", args.images)
+        n = len(paths)
+        summary, index_rss = _run(["index", str(tmp / "photos"), "--db", str(tmp / "sqlite")])
+        _run(["index", str(tmp / "photos"), "--db", str(tmp / "pg")],
+             env={"PICORIGIN_CATALOG": dsn})
+        _, search_rss = _run(["search", "--json", "--db", str(tmp / "sqlite"), str(paths[0])])
+        out = {
+            "meta": {"images": n, "summary": summary.strip()},
+            "sqlite": sqlite_sizes(tmp / "sqlite" / "catalog.sqlite", n),
+            "postgresql": postgres_sizes(dsn, n, empty),
+            "indexes": folder_sizes(tmp / "sqlite", n),
+            "peak_rss_mb": {"index_process": index_rss, "search_process": search_rss},
+        }
     print(f"bytes per image, {n} distinct photos, every stage ({out['meta']['summary']}):")
     print(f"  {'signal':<12}{'SQLite payload':>15}{'stored':>9}{'PostgreSQL payload':>20}"
           f"{'stored':>9}{'terms':>7}{'RAM':>8}{'checkpoint':>12}")
@@ -327,7 +326,9 @@ def main(argv: list[str] | None = None) -> dict:
           f"{out['postgresql']['sum_per_image']} (B-tree indexes "
           f"{out['postgresql']['indexes_sum_per_image']})")
     print(f"  local stage: {out['sqlite']['local_keypoints_per_image']} keypoints and "
-          f"{out['sqlite']['local_distinct_words_per_image']} distinct visual words per image")
+          f"{out['sqlite']['local_distinct_words_per_image']} distinct visual words per image;"
+          f" quantising one image's descriptors into words: "
+          f"{out['sqlite']['local_quantize_ms_median']} ms (median)")
     print(f"  the whole catalog: SQLite file {out['sqlite']['catalog_file_per_image']},"
           f" PostgreSQL database {out['postgresql']['database_per_image']} (at {n} images,"
           f" change log of {out['sqlite']['change_log_rows']} and"

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import os
-import pty
-import re
 import signal
 import subprocess
 import sys
 
 import pytest
-from helpers import distinct_pictures
+from helpers import distinct_pictures, run_on_a_terminal
 from PIL import Image
 
 from picorigin import Engine, SettingError
@@ -19,8 +17,6 @@ from picorigin import Engine, SettingError
 distributed = pytest.importorskip("distributed")  # the dask extra; `make test` installs it
 
 CLI = [sys.executable, "-m", "picorigin"]
-# One frame of the progress bar: "\r[####......] 12/30    3.4 img/s  ETA 00:00:05 "
-FRAME = re.compile(r"\r?\[[#.]+\] (\d+)/(\d+) +[\d.]+ img/s  ETA \S+ \r?\n?")
 
 
 @pytest.fixture(scope="module")
@@ -45,31 +41,6 @@ def _assert_each_once(engine: Engine, paths) -> None:
         assert [m.uri for m in matches] == [str(path.resolve())]
 
 
-def _index_on_a_terminal(args, on_frame=None):
-    """``picorigin index ARGS`` with stderr on a pseudo-terminal, as a user sees it: the exit
-    status, stdout, each progress-bar frame's (done, total), and stderr's other text."""
-    master, slave = pty.openpty()
-    child = subprocess.Popen([*CLI, "index", *args], stdout=subprocess.PIPE, stderr=slave,
-                             text=True)
-    os.close(slave)
-    raw, frames = "", []
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        raw += chunk.decode(errors="replace")
-        for match in list(FRAME.finditer(raw))[len(frames):]:
-            frames.append((int(match[1]), int(match[2])))
-            if on_frame:
-                on_frame(*frames[-1])
-    os.close(master)
-    stdout = child.communicate(timeout=300)[0]
-    return child.returncode, stdout, frames, FRAME.sub("", raw).strip()
-
-
 def test_a_worker_killed_midway_on_the_command_line(cluster, pictures, tmp_path):
     """The bar of the issue in the small: ``index --dask`` with a worker SIGKILLed midway
     indexes every picture once with every stage, draws the bar and summary as a local run
@@ -86,18 +57,19 @@ def test_a_worker_killed_midway_on_the_command_line(cluster, pictures, tmp_path)
                 killed.append(len(busy[address]))  # batches running there go to the other
                 os.kill(pids[address], signal.SIGKILL)
 
-        status, out, frames, other = _index_on_a_terminal(
-            [folder, "--db", str(tmp_path / "dask"), "--dask", cluster.scheduler_address],
-            kill_one)
+        status, out, frames, other = run_on_a_terminal(
+            [*CLI, "index", folder, "--db", str(tmp_path / "dask"), "--dask",
+             cluster.scheduler_address], on_frame=kill_one)
         assert killed and killed[0] > 0, "no worker was killed while busy: the test proves nothing"
         client.wait_for_workers(2, timeout=60)  # the nanny replaces it, for the next tests
     assert status == 0 and other == ""  # nothing but the bar on stderr
     assert out.startswith(f"indexed {n}, skipped 0, failed 0 in ")
-    local = _index_on_a_terminal([folder, "--db", str(tmp_path / "local")])
+    local = run_on_a_terminal([*CLI, "index", folder, "--db", str(tmp_path / "local")])
     assert local[0] == 0 and local[1].startswith(f"indexed {n}, skipped 0, failed 0 in ")
     assert frames == local[2] == [(done, n) for done in range(n + 1)]  # one frame a file
-    status, out, frames, other = _index_on_a_terminal(
-        [folder, "--db", str(tmp_path / "dask"), "--dask", cluster.scheduler_address])
+    status, out, frames, other = run_on_a_terminal(
+        [*CLI, "index", folder, "--db", str(tmp_path / "dask"), "--dask",
+         cluster.scheduler_address])
     assert (status, frames, other) == (0, [(n, n)], "")
     assert out.startswith(f"indexed 0, skipped {n}, failed 0 in ")
     with Engine(tmp_path / "dask") as engine:
