@@ -54,6 +54,8 @@ bench: install-bench
 	$(PY) -m bench.alerts
 	$(PY) -m bench.scale_out
 	$(PY) -m bench.index_scale
+	$(PY) -m bench.dask_bar
+	$(PY) -m bench.sizing
 	$(PY) -m bench.faults
 
 clean:

@@ -23,6 +23,7 @@ Writes ``bench/results/scale_out.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Iterator
 
 from bench.copy_detection import COPY_KINDS, RESULTS, make_queries, split
 from bench.datasets import load_photos
@@ -74,6 +76,23 @@ def _search_all(settings: dict, indexed, queries) -> dict:
                                1),
         "top": top,
     }
+
+
+@contextlib.contextmanager
+def postgres_database(dsn: str | None) -> Iterator[str]:
+    """``dsn`` as it is; or, without one, a fresh database on a server started for the run
+    (Debian's ``postgresql``, as the tests start it) and stopped on the way out."""
+    if dsn is not None:
+        yield dsn
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pgserver
+
+    server = pgserver.Server()
+    try:
+        yield server.new_database()
+    finally:
+        server.stop()
 
 
 def _ingest(paths: list[str], **kwargs) -> dict:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
 import shutil
+import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +139,43 @@ def serve_in_thread(app, *, log_level: str = "warning"):
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+# One frame of the CLI's progress bar: "\r[####......] 12/30    3.4 img/s  ETA 00:00:05 "
+BAR_FRAME = re.compile(r"\[[#.]+\] (\d+)/(\d+) +[\d.]+ img/s  ETA \S+ ")
+
+
+def run_on_a_terminal(command, *, on_frame=None, on_start=None):
+    """Run ``command`` with stderr on a pseudo-terminal, so picorigin draws its progress bar as
+    a user sees it, and stdout on a pipe; call ``on_start(child)`` once it runs and
+    ``on_frame(done, total)`` for each bar frame as it is drawn.
+
+    Returns (exit status, stdout, the frames as (done, total), stderr's other text).
+    """
+    master, slave = pty.openpty()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    if on_start:
+        on_start(child)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(child.stdout.read()), daemon=True)
+    reader.start()  # stdout is read alongside: a full pipe would stall the child
+    text, frames = "", []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        text += chunk.decode(errors="replace")
+        for match in list(BAR_FRAME.finditer(text))[len(frames):]:
+            frames.append((int(match[1]), int(match[2])))
+            if on_frame:
+                on_frame(*frames[-1])
+    os.close(master)
+    child.wait()
+    reader.join()
+    child.stdout.close()
+    other = BAR_FRAME.sub("", text).replace("\r", "").replace("\n", "").strip()
+    return child.returncode, out[0], frames, other

@@ -7,10 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
-from helpers import distinct_pictures
+from helpers import distinct_pictures, run_on_a_terminal
 from PIL import Image
 
 from picorigin import Engine, SettingError
@@ -42,16 +41,38 @@ def _assert_each_once(engine: Engine, paths) -> None:
         assert [m.uri for m in matches] == [str(path.resolve())]
 
 
-def test_a_cluster_indexes_every_stage_and_a_second_run_skips_all(cluster, pictures, tmp_path):
-    folder = pictures[0].parent
-    command = [*CLI, "index", str(folder), "--db", str(tmp_path / "db"), "--dask",
-               cluster.scheduler_address]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
-    assert "indexed 30, skipped 0, failed 0" in first.stdout
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert "indexed 0, skipped 30, failed 0" in second.stdout
-    with Engine(tmp_path / "db") as engine:
+def test_a_worker_killed_midway_on_the_command_line(cluster, pictures, tmp_path):
+    """The bar of the issue in the small: ``index --dask`` with a worker SIGKILLed midway
+    indexes every picture once with every stage, draws the bar and summary as a local run
+    does, and a second run skips all."""
+    folder, n = str(pictures[0].parent), len(pictures)
+    with distributed.Client(cluster, set_as_default=False) as client:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_one(done, total):
+            if done > 0 and not killed:  # a batch is back; the others are still out
+                busy = client.processing()
+                address = max(busy, key=lambda a: len(busy[a]))
+                killed.append(len(busy[address]))  # batches running there go to the other
+                os.kill(pids[address], signal.SIGKILL)
+
+        status, out, frames, other = run_on_a_terminal(
+            [*CLI, "index", folder, "--db", str(tmp_path / "dask"), "--dask",
+             cluster.scheduler_address], on_frame=kill_one)
+        assert killed and killed[0] > 0, "no worker was killed while busy: the test proves nothing"
+        client.wait_for_workers(2, timeout=60)  # the nanny replaces it, for the next tests
+    assert status == 0 and other == ""  # nothing but the bar on stderr
+    assert out.startswith(f"indexed {n}, skipped 0, failed 0 in ")
+    local = run_on_a_terminal([*CLI, "index", folder, "--db", str(tmp_path / "local")])
+    assert local[0] == 0 and local[1].startswith(f"indexed {n}, skipped 0, failed 0 in ")
+    assert frames == local[2] == [(done, n) for done in range(n + 1)]  # one frame a file
+    status, out, frames, other = run_on_a_terminal(
+        [*CLI, "index", folder, "--db", str(tmp_path / "dask"), "--dask",
+         cluster.scheduler_address])
+    assert (status, frames, other) == (0, [(n, n)], "")
+    assert out.startswith(f"indexed 0, skipped {n}, failed 0 in ")
+    with Engine(tmp_path / "dask") as engine:
         assert engine.stages == ["local", "deep"]
         _assert_each_once(engine, pictures)
         crop = tmp_path / "crop.jpg"
@@ -59,26 +80,6 @@ def test_a_cluster_indexes_every_stage_and_a_second_run_skips_all(cluster, pictu
             image.crop((40, 30, 300, 220)).save(crop, quality=90)
         top = engine.search(crop).matches[0]
         assert top.kind == "partial" and top.uri == str(pictures[7].resolve())
-
-
-def test_a_worker_killed_midway_loses_nothing_and_duplicates_nothing(cluster, pictures, tmp_path):
-    pids = [nanny.process.process.pid for nanny in cluster.workers.values()]
-    killed = threading.Event()
-    seen: list[tuple[int, int]] = []
-
-    def progress(done: int, total: int) -> None:
-        seen.append((done, total))
-        if done >= 6 and not killed.is_set():
-            killed.set()
-            os.kill(pids[0], signal.SIGKILL)  # batches running there go to the other
-
-    with Engine(tmp_path / "db") as engine:
-        report = engine.index([pictures[0].parent], progress=progress,
-                              ingest=cluster.scheduler_address)
-        assert killed.is_set(), "the worker was never killed: the test proves nothing"
-        assert report.indexed == 30 and report.skipped == 0 and not report.failed
-        assert seen[-1] == (30, 30) and [d for d, _ in seen] == list(range(31))
-        _assert_each_once(engine, pictures)
 
 
 def test_a_bad_file_fails_alone_and_a_bad_address_is_one_clear_error(cluster, tmp_path):
