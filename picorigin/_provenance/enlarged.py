@@ -1,0 +1,202 @@
+"""Was a picture enlarged from a smaller copy? The traces an enlargement leaves in the pixels.
+
+How much detail a picture holds cannot tell an enlargement from a soft photograph: a macro shot
+with a defocused background, or a portrait, carries as little fine detail as a copy enlarged
+from a quarter of its size, and an absolute measure of detail called such originals upscales.
+This module looks instead for what enlarging leaves behind, and for which factor.
+
+The block grid of a smaller JPEG
+--------------------------------
+Nearly every picture worth enlarging was a JPEG: compressed in 8x8 blocks, whose edges leave
+faint steps (the quantisation of each block's mean and slopes). Enlarging by ``u`` stretches
+that grid to a period of ``8u`` pixels, and resampling, sharpening and recompressing keep it.
+A genuine photograph has no grid there: its own blocks have a period of 8, and a reduction
+shrinks any grid below 8. So for a larger copy B of a smaller copy A, the question "is B an
+enlargement of a picture of A's size?" becomes "does B carry a grid of period
+``8 * side(B) / side(A)``?", one period known in advance, looked up in B's own pixels.
+
+:func:`measure` finds the grids: the mean, over rows, of each column's clipped absolute second
+difference (clipped at 4 grey levels, so edges of the picture weigh no more than block steps),
+and the same over columns; the power spectrum of each profile; at every period from 8.8 to 128
+pixels (enlargements by 1.1 to 16), the power at that frequency over the geometric mean of its
+neighbourhood (+-3 % to 15 %), in tenths of a decade (log10), averaged over the two directions
+and with the second harmonic where it lies below a period of 8.7. Peaks of that score above
+:data:`GRID_FLOOR` are kept (period, score): a few dozen numbers per image, stored at ingest, so
+a search can ask about any factor without the file.
+
+Nearest-neighbour enlargements
+------------------------------
+Enlarging by an integer ``u`` with the nearest neighbour repeats each pixel ``u`` times: all but
+one in ``u`` differences between neighbours are zero (or near it, after JPEG). The mean
+difference at the busiest of those ``u - 1`` quiet phases, over the mean of all, is under
+:data:`NEAREST_BAR` only for such a copy.
+
+The bars were set on the validation half of ``bench/upscale.py`` (camera-like originals made
+soft, noisy and compressed, their reductions, and enlargements of their small copies, sharpened
+and recompressed among them) and are reported there on the other half. What this cannot see: an
+enlargement made from a lossless (PNG) source and saved without leaving a grid, or one made by a
+model that invents detail; such a copy reads as genuine (no claim is made, rather than a wrong
+one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["GRID_BAR", "GRID_FLOOR", "MAX_SIDE", "NEAREST_BAR", "grid_score", "measure",
+           "source_side"]
+
+MAX_SIDE = 4096
+"""Longer side above which nothing is measured (the full-size decode would cost too much)."""
+
+GRID_FLOOR = 0.5
+"""Grid peaks scoring under this (log10 of power over its neighbourhood) are not kept."""
+
+GRID_BAR = 0.85
+"""A grid at the period a pair's factor predicts, scoring this or more, marks an enlargement."""
+
+GRID_SELF_BAR = 2.0
+"""A grid at any period scoring this or more marks an enlargement from the size it implies."""
+
+NEAREST_BAR = 0.65
+"""Share of neighbour difference left at the quietest phase under which pixels are repeats."""
+
+_CLIP = 4.0
+_N = 1 << 16                # FFT length: one frequency grid whatever the image size
+_PERIODS = (8.8, 128.0)     # enlargements by 1.1 to 16
+_OWN_GRID = 8.7             # harmonics with a shorter period meet the image's own 8-px grid
+_TOLERANCE = 0.01           # a grid within 1 % of the expected period is that grid
+_MAX_PEAKS = 32
+
+
+def _luma(image: "PIL.Image.Image") -> np.ndarray:  # noqa: F821 - PIL imported by the caller
+    return np.asarray(image.convert("L"), np.float32)
+
+
+def measure(image: "PIL.Image.Image") -> dict[str, Any]:  # noqa: F821
+    """The enlargement traces of one image at full resolution.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        The image as stored (not reduced), any mode.
+
+    Returns
+    -------
+    dict
+        ``{"jpeg_grids": [[period, score], ...]}`` (strongest first; periods in pixels) and,
+        for a nearest-neighbour enlargement, ``"nearest_factor": u``. Empty for an image under
+        48 pixels a side or over :data:`MAX_SIDE`.
+    """
+    if min(image.size) < 48 or max(image.size) > MAX_SIDE:
+        return {}
+    luma = _luma(image)
+    facts: dict[str, Any] = {"jpeg_grids": _grid_peaks(luma)}
+    factor = _nearest_factor(luma)
+    if factor:
+        facts["nearest_factor"] = factor
+    return facts
+
+
+def _profile(luma: np.ndarray, axis: int) -> np.ndarray:
+    """Mean clipped |second difference| across ``axis``, per position along the other one."""
+    if axis == 1:
+        second = luma[:, :-2] - 2 * luma[:, 1:-1] + luma[:, 2:]
+    else:
+        second = luma[:-2] - 2 * luma[1:-1] + luma[2:]
+    profile = np.minimum(np.abs(second), _CLIP).mean(axis=1 - axis)
+    # The image's own 8-px block grid is far stronger than any other: its exact pattern is
+    # removed, and a Hann window keeps what is left of it from leaking to nearby periods.
+    usable = len(profile) // 8 * 8
+    own = profile[:usable].reshape(-1, 8).mean(axis=0)
+    profile = profile - np.resize(own, len(profile))
+    return (profile - profile.mean()) * np.hanning(len(profile))
+
+
+def _log_ratio(profile: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """log10 of the power at ``bins`` (the most within 3 bins) over its neighbourhood's."""
+    power = np.abs(np.fft.rfft(profile, _N)) ** 2 + 1e-12
+    log_power = np.log10(power)
+    total = np.concatenate([[0.0], np.cumsum(log_power)])
+    lo, near_lo = (bins * 0.85).astype(int), (bins * 0.97).astype(int)
+    near_hi, hi = (bins * 1.03).astype(int), (bins * 1.15).astype(int)
+    reference = ((total[near_lo] - total[lo]) + (total[hi] - total[near_hi])) / (
+        (near_lo - lo) + (hi - near_hi))
+    windows = np.lib.stride_tricks.sliding_window_view(log_power, 7)
+    return windows[bins - 3].max(axis=1) - reference
+
+
+def _scores(luma: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Grid score at each frequency bin: the mean over both directions and both halves of the
+    image (four spectra: the noise of a ratio of powers shrinks as more are averaged, a grid
+    runs through all of them), with the second harmonic where its period is over 8.7."""
+    halves = [(luma[: len(luma) // 2], 1), (luma[len(luma) // 2:], 1),
+              (luma[:, : luma.shape[1] // 2], 0), (luma[:, luma.shape[1] // 2:], 0)]
+    profiles = [_profile(part, axis) for part, axis in halves]
+    fundamental = np.mean([_log_ratio(p, bins) for p in profiles], axis=0)
+    second = np.mean([_log_ratio(p, 2 * bins) for p in profiles], axis=0)
+    return np.where(_N / (2 * bins) >= _OWN_GRID, (fundamental + second) / 2, fundamental)
+
+
+def _grid_peaks(luma: np.ndarray) -> list[list[float]]:
+    if max(luma.shape) > _N // 2:
+        return []
+    bins = np.arange(int(_N / _PERIODS[1]), int(_N / _PERIODS[0]) + 1)
+    score = _scores(luma, bins)
+    # Local maxima over +-8 bins (a line is wider than that for any image up to MAX_SIDE).
+    padded = np.pad(score, 8, constant_values=-np.inf)
+    top = np.lib.stride_tricks.sliding_window_view(padded, 17).max(axis=1)
+    keep = np.flatnonzero((score >= top) & (score >= GRID_FLOOR))
+    keep = keep[np.argsort(score[keep])[::-1][:_MAX_PEAKS]]
+    return [[round(_N / float(bins[i]), 2), round(float(score[i]), 2)] for i in keep]
+
+
+def _nearest_factor(luma: np.ndarray) -> int | None:
+    """The largest u in 2, 3, 4 whose u - 1 quietest phases of neighbour differences are near
+    zero, in both directions."""
+    found = None
+    for factor in (2, 3, 4):
+        shares = []
+        for axis in (1, 0):
+            steps = np.abs(np.diff(luma, axis=axis)).mean(axis=1 - axis)
+            usable = len(steps) // factor * factor
+            if usable < 8 * factor:
+                return found
+            if steps.mean() < 0.5:   # flat: no differences to repeat
+                return found
+            # All but one of the u phases quiet (folding a 2x enlargement by 4 leaves two).
+            phases = np.sort(steps[:usable].reshape(-1, factor).mean(axis=0))
+            shares.append(phases[-2] / float(steps.mean()))
+        if float(np.sqrt(shares[0] * shares[1])) < NEAREST_BAR:
+            found = factor
+    return found
+
+
+def grid_score(facts: Mapping[str, Any], factor: float) -> float | None:
+    """Score of the grid an enlargement by ``factor`` would leave (None: not measured).
+
+    Parameters
+    ----------
+    facts : dict
+        :func:`measure`'s output for the larger image.
+    factor : float
+        Its side over the smaller copy's.
+    """
+    grids = facts.get("jpeg_grids")
+    if grids is None:
+        return None
+    period = 8.0 * factor
+    near = [score for p, score in grids if abs(p / period - 1.0) <= _TOLERANCE]
+    return max(near, default=0.0)
+
+
+def source_side(facts: Mapping[str, Any], side: int) -> float | None:
+    """The longer side of the picture this one was enlarged from, as its own pixels show, or
+    None when they show no enlargement (a strong grid, or nearest-neighbour repeats)."""
+    sides = [side * 8.0 / period for period, score in facts.get("jpeg_grids") or ()
+             if score >= GRID_SELF_BAR]
+    if facts.get("nearest_factor"):
+        sides.append(side / float(facts["nearest_factor"]))
+    return min(sides, default=None)
