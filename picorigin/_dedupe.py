@@ -516,7 +516,9 @@ def _best_copy(
         files[p].notes.append(f"cropped (part of {files[whole].relative})")
     for p in paths:
         record = records[ids[p]]
-        if any(origin.is_upscale(record, records[ids[q]]) for q in paths if ids[q] != ids[p]):
+        group = [records[ids[q]] for q in paths]
+        if any(origin.is_upscale(record, records[ids[q]], group) for q in paths
+               if ids[q] != ids[p]):
             files[p].notes.append("no more detail than a smaller copy")
 
     applied: list[tuple[str, str]] = []
@@ -595,7 +597,7 @@ def _with_inherited_detail(candidates: list[dict], group: list[dict]) -> list[di
     for record in candidates:
         shared = [effective[id(other)] for other in group
                   if other is not record
-                  and (area(other) <= area(record) or origin.is_upscale(other, record))]
+                  and (area(other) <= area(record) or origin.is_upscale(other, record, group))]
         best = max([effective[id(record)], *shared])
         out.append({**record, "effective_side": best,
                     "uri": (record.get("uris") or [None])[0]})

@@ -401,7 +401,8 @@ class Engine:
                       for m in matches)
         if smaller and self.settings.measure_detail and side <= enlarged.MAX_SIDE:
             # Only then can the query be an upscale of a copy: its own traces, at full size.
-            facts.update(enlarged.measure(query.decoded(None).image))
+            full = query.decoded(None)
+            facts.update(enlarged.measure(full.image), format=full.format)
         found = origin.annotate(facts, [m.to_dict() for m in matches], records)
         for match in matches:
             annotated = found["matches"].get(match.id)

@@ -113,35 +113,62 @@ def effective_side(record: Mapping[str, Any], copies: Iterable[Mapping[str, Any]
     source = enlarged.source_side(_traces(record), _side(record))
     if source is not None:
         sides.append(source)
+    copies = list(copies)
     sides += [float(_side(other)) for other in copies
-              if other is not record and is_upscale(record, other)]
+              if other is not record and is_upscale(record, other, copies)]
     return min(sides)
 
 
 def _traces(record: Mapping[str, Any]) -> dict[str, Any]:
     """The enlargement traces measured for a record (empty when never measured)."""
-    found = {key: _signal(record, key) for key in ("jpeg_grids", "nearest_factor")}
+    found = {key: _signal(record, key)
+             for key in ("jpeg_grids", "jpeg_grids_smooth", "nearest_factor")}
     return {key: value for key, value in found.items() if value is not None}
 
 
-def is_upscale(larger: Mapping[str, Any], smaller: Mapping[str, Any]) -> bool:
+def is_upscale(larger: Mapping[str, Any], smaller: Mapping[str, Any],
+               copies: Iterable[Mapping[str, Any]] = ()) -> bool:
     """Whether ``larger`` is an enlargement of a picture no bigger than ``smaller``.
 
-    Both are copies of one picture. True only when ``larger`` is over 15 % bigger (longer side)
-    and its pixels show it: the block grid of a JPEG of ``smaller``'s size (a score of at least
-    :data:`~picorigin._provenance.enlarged.GRID_BAR` at the period the two sizes predict), or
-    traces of an enlargement from at most ``smaller``'s size (nearest-neighbour repeats, a
-    strong grid of any period). ``False`` when ``larger`` was never measured.
+    Both are copies of one picture; ``copies`` are the others at hand. True only when
+    ``larger`` is over 15 % bigger (longer side) and its pixels show it
+    (:mod:`~picorigin._provenance.enlarged`): the block grid of a JPEG of ``smaller``'s size
+    at the period the two sizes predict (smoothed reading at least ``GRID_BAR``, or, for a
+    JPEG, sharp reading at least ``GRID_SHARP_BAR``), or traces of an enlargement from at most
+    ``smaller``'s size (nearest-neighbour repeats, a strong grid of any period). ``False``
+    when ``larger`` was never measured.
+
+    A reduction of a larger JPEG holds that JPEG's grid shrunk below 8 pixels, and the measure
+    can hear it beat against the reduction's own grid at a period of 8 x ``side(B)`` over
+    ``|n * side(O) - m * side(B)|``. When a copy O among ``copies`` puts such a beat at the
+    period asked about (the 1333-px reduction of a 2000-px JPEG, asked about a 666-px copy),
+    only the smoothed reading counts, and only from ``GRID_BEAT_BAR``.
     """
     big, small = _side(larger), _side(smaller)
     if small <= 0 or big <= small * _SAME_SIZE:
         return False
     traces = _traces(larger)
-    score = enlarged.grid_score(traces, big / small)
-    if score is not None and score >= enlarged.GRID_BAR:
+    beat = any(_beats_at(_side(other), big, small) for other in copies
+               if other is not larger and _side(other) > big * _SAME_SIZE)
+    smooth = enlarged.grid_score(traces, big / small)
+    if smooth is not None and smooth >= (enlarged.GRID_BEAT_BAR if beat else enlarged.GRID_BAR):
+        return True
+    sharp = enlarged.grid_score(traces, big / small, "jpeg_grids")
+    if not beat and sharp is not None and sharp >= enlarged.GRID_SHARP_BAR and (
+            str(larger.get("format") or "JPEG").upper() in ("JPEG", "MPO")):
         return True
     source = enlarged.source_side(traces, big)
     return source is not None and source <= small * _SAME_SIZE
+
+
+def _beats_at(source: int, reduced: int, side: int) -> bool:
+    """Whether a JPEG ``source`` px long, reduced to ``reduced``, beats at ``side``'s period."""
+    for n in (1, 2):
+        ratio = n * source / reduced
+        for m in (math.floor(ratio), math.ceil(ratio)):
+            if abs(abs(n * source - m * reduced) / side - 1.0) <= 0.015:
+                return True
+    return False
 
 
 def _locations(record: Mapping[str, Any]) -> list[dict]:
@@ -558,11 +585,11 @@ def annotate(
                                 "rights": rights([record]),
                                 "larger_than_query": False, "upscaled": False}
             continue
-        upscaled = any(is_upscale(record, other) for other in pool if other is not record)
+        upscaled = any(is_upscale(record, other, pool) for other in pool if other is not record)
         bigger = _pixels(record) > _pixels(query) * _LARGER and (
             not upscaled or effective_side(record, pool) > _side(query) * _SAME_SIZE)
         out[match["id"]] = {"pages": group_pages, "creator": group_creator,
                             "rights": group_rights,
                             "larger_than_query": bigger, "upscaled": upscaled}
-    query_upscaled = any(is_upscale(query, record) for record in copies)
+    query_upscaled = any(is_upscale(query, record, copies) for record in copies)
     return {"matches": out, "likely_original": original, "query_upscaled": query_upscaled}

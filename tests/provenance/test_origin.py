@@ -112,7 +112,7 @@ def test_an_upscale_of_a_copy_larger_than_the_query_is_still_larger():
     # 2400 px enlarged 2x from the 1200-px copy: an upscale, yet it holds more than the query.
     query = {"width": 300, "height": 200}
     copy, upscale = record(1, 1200, 800), record(2, 2400, 1600, traces={
-        "jpeg_grids": [[16.0, 1.2]]})
+        "jpeg_grids_smooth": [[16.0, 1.0]]})
     found = annotate(query, [{"id": 1, "kind": "near_duplicate"},
                              {"id": 2, "kind": "near_duplicate"}], {1: copy, 2: upscale})
     assert (found["matches"][2]["upscaled"], found["matches"][2]["larger_than_query"]) == (
