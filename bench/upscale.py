@@ -246,12 +246,16 @@ def evaluate(sets: list[dict]) -> dict:
     tally: dict = {}
     readings: dict = {"validation": [], "test": []}
     wrong: list = []
+    timings: dict = {}
     for entry in sets:
         folder, split = entry["folder"], entry["split"]
         files = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.jpg"))}
         records = {}
         for index, (name, data) in enumerate(files.items(), start=1):
-            records[name] = {"id": index, "uri": name, **_facts(data), "metadata": {},
+            started = time.perf_counter()
+            facts = _facts(data)
+            timings.setdefault(name, []).append(time.perf_counter() - started)
+            records[name] = {"id": index, "uri": name, **facts, "metadata": {},
                              "locations": [], "format": "JPEG", "byte_size": len(data)}
         for row in _pair_scores(records):
             row["genuine"] = not row["larger"].startswith("up")
@@ -284,7 +288,9 @@ def evaluate(sets: list[dict]) -> dict:
             row["n"] += 1
             row["right"] += found["query_upscaled"] == QUERY_UPSCALED[query_name]
         _say(f"{entry['name']} ({split}) done")
-    return {"tally": tally, "readings": readings, "wrong": wrong}
+    ms = {name: round(1000 * float(np.median(t)), 1) for name, t in timings.items()
+          if name in ("original", "down1000", "small")}
+    return {"tally": tally, "readings": readings, "wrong": wrong, "ingest_ms": ms}
 
 
 def _bar(values: list[float], margin: float = 0.05, step: float = 0.05) -> float:
@@ -365,6 +371,9 @@ def main() -> None:
            "kinds": list(KINDS), "bars_chosen_on_validation": chosen, "bars_in_use": in_use,
            "grid_scores": score_stats, "claims": summary,
            "wrong_claims": _wrong_claims(result["wrong"]),
+           # median ms per file of what ingest adds for this (full-size decode + traces), on
+           # one core: 2000x1250, 1000x625, 500x312
+           "ingest_ms": result["ingest_ms"],
            "seconds": round(time.time() - started, 1)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "upscale.json").write_text(json.dumps(out, indent=1))
