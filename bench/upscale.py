@@ -241,12 +241,13 @@ def _pair_scores(records: dict) -> list[dict]:
 def evaluate(sets: list[dict]) -> dict:
     """Every claim of both searches of every original, tallied by split and case; and the grid
     readings the bars are chosen from."""
-    from picorigin._provenance import origin
+    from picorigin._provenance import enlarged, origin
 
     tally: dict = {}
     readings: dict = {"validation": [], "test": []}
     wrong: list = []
     timings: dict = {}
+    nearest: dict = {"validation": [], "test": []}
     for entry in sets:
         folder, split = entry["folder"], entry["split"]
         files = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.jpg"))}
@@ -257,6 +258,12 @@ def evaluate(sets: list[dict]) -> dict:
             timings.setdefault(name, []).append(time.perf_counter() - started)
             records[name] = {"id": index, "uri": name, **facts, "metadata": {},
                              "locations": [], "format": "JPEG", "byte_size": len(data)}
+        for name, data in files.items():
+            image = Image.open(io.BytesIO(data)).convert("L")
+            shares = enlarged.nearest_shares(np.asarray(image, np.float32))
+            if shares:
+                nearest[split].append({"genuine": not name.startswith("up"), "name": name,
+                                       "least": min(shares.values()), "at_2": shares[2]})
         for row in _pair_scores(records):
             row["genuine"] = not row["larger"].startswith("up")
             row["any_period"] = max([score for _, score in
@@ -290,7 +297,8 @@ def evaluate(sets: list[dict]) -> dict:
         _say(f"{entry['name']} ({split}) done")
     ms = {name: round(1000 * float(np.median(t)), 1) for name, t in timings.items()
           if name in ("original", "down1000", "small")}
-    return {"tally": tally, "readings": readings, "wrong": wrong, "ingest_ms": ms}
+    return {"tally": tally, "readings": readings, "nearest": nearest, "wrong": wrong,
+            "ingest_ms": ms}
 
 
 def _bar(values: list[float], margin: float = 0.05, step: float = 0.05) -> float:
@@ -298,12 +306,17 @@ def _bar(values: list[float], margin: float = 0.05, step: float = 0.05) -> float
     return round(float(np.ceil((max(values) + margin) / step - 1e-9) * step), 2)
 
 
-def choose_bars(rows: list[dict]) -> dict:
+def choose_bars(rows: list[dict], nearest: list[dict]) -> dict:
     """The bars the rule below picks from genuine pairs (larger copies that are no enlargement):
     each the lowest multiple of 0.05 at least 0.05 over every genuine reading it must stay
-    above; the any-period bar 0.25 over, as it is one maximum over ~100 periods per image."""
+    above; the any-period bar 0.25 over, as it is one maximum over ~100 periods per image; the
+    nearest-neighbour bar midway between the least share of a genuine copy and the largest of a
+    2x nearest-neighbour enlargement, rounded down to a multiple of 0.05."""
     genuine = [r for r in rows if r["genuine"]]
+    midway = (min(n["least"] for n in nearest if n["genuine"])
+              + max(n["at_2"] for n in nearest if n["name"] == "up2_nearest")) / 2
     return {
+        "NEAREST_BAR": round(float(np.floor(midway / 0.05 + 1e-9) * 0.05), 2),
         "GRID_BAR": _bar([r["smooth"] for r in genuine if not r["beat"]]),
         "GRID_BEAT_BAR": _bar([r["smooth"] for r in genuine if r["beat"]]),
         "GRID_SHARP_BAR": _bar([r["sharp"] for r in genuine]),
@@ -343,7 +356,7 @@ def main() -> None:
     sets = build(photos, cache_folder() / "upscale" / f"v{DATA_VERSION}")
     _say(f"{len(sets)} originals from {len(photos)} photographs")
     result = evaluate(sets)
-    chosen = choose_bars(result["readings"]["validation"])
+    chosen = choose_bars(result["readings"]["validation"], result["nearest"]["validation"])
     in_use = {name: getattr(enlarged, name) for name in chosen}
     summary = {}
     for split, rows in result["tally"].items():
@@ -366,7 +379,11 @@ def main() -> None:
                                                         if r["beat"]], default=None),
             "genuine max sharp": max(r["sharp"] for r in genuine),
             "genuine max smooth, any period": max(r["any_period"] for r in genuine),
-            "bars chosen on this split": choose_bars(rows)}
+            "genuine least nearest-neighbour share": round(min(
+                n["least"] for n in result["nearest"][split] if n["genuine"]), 3),
+            "2x nearest enlargements' share at 2, max": round(max(
+                n["at_2"] for n in result["nearest"][split] if n["name"] == "up2_nearest"), 3),
+            "bars chosen on this split": choose_bars(rows, result["nearest"][split])}
     out = {"originals": len(sets), "photos": len(photos), "quick": args.quick,
            "kinds": list(KINDS), "bars_chosen_on_validation": chosen, "bars_in_use": in_use,
            "grid_scores": score_stats, "claims": summary,

@@ -56,7 +56,7 @@ class Settings(Mapping):
                                         "0.35 %.")
     measure_detail: bool = _setting(True, "Measure the traces an enlargement leaves in each "
                                     "image at ingest (a full-size decode up to 4096 px, "
-                                    "~25-100 ms) so upscaled copies are not reported as higher "
+                                    "~30 ms at 500 px, ~120 ms at 2000x1250) so upscaled copies are not reported as higher "
                                     "resolution.")
     workers: int = _setting(0, "Processes used by `index`; 0 means one per CPU core.")
     checkpoint_seconds: float = _setting(60.0, "Seconds between index checkpoints while "

@@ -21,8 +21,8 @@ blocks; the same for rows. In each half of the image and each direction (four pr
 noise shrinks when averaged while a grid runs through all), the power spectrum of the profile;
 at every period from 8.8 to 128 pixels (enlargements by 1.1 to 16), the power at that frequency
 over the geometric mean of its neighbourhood (+-3 % to 15 %), as log10, averaged over the four;
-where the second harmonic lies above a period of 8.7, the lower of the two. Peaks of that score over
-:data:`GRID_FLOOR` are kept as (period, score): a handful of numbers per image, stored at
+where the second harmonic lies above a period of 8.7, the lower of the two. Peaks of that score
+over :data:`GRID_FLOOR` are kept as (period, score): a handful of numbers per image, stored at
 ingest, so that a search can ask about any factor without the file.
 
 Two readings are kept. The *sharp* one (clip 4 grey levels) hears a grid best. But a reduction
@@ -45,9 +45,11 @@ difference at the busiest of those ``u - 1`` quiet phases, over the mean of all,
 The bars were set on the validation half of ``bench/upscale.py`` (camera-like originals made
 soft, noisy and compressed, their reductions, and enlargements of their small copies, sharpened
 and recompressed among them) and are reported there on the other half. What this cannot see: an
-enlargement made from a lossless (PNG) source and saved without leaving a grid, or one made by a
-model that invents detail; such a copy reads as genuine (no claim is made, rather than a wrong
-one).
+enlargement made from a lossless (PNG) source, or by a model that invents detail, leaves no
+grid: it reads as genuine, so it is not called an upscale and, when it has more pixels than
+the query, it is called larger (the bench counts how often). A grid too faint to pass the bars
+(a source saved at quality 95 or more, a re-save at low quality over it) is missed the same
+way.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ GRID_SELF_BAR = 1.2
 """A grid at any period whose smoothed reading is this or more marks an enlargement from the
 size it implies, whatever the copies at hand."""
 
-NEAREST_BAR = 0.65
-"""Share of neighbour difference left at the quiet phases under which pixels are repeats."""
+NEAREST_BAR = 0.7
+"""Share of neighbour difference left at the quiet phases (:func:`nearest_shares`) under which
+pixels are repeats."""
 
 # (Gaussian sigma in px applied first, clip of |second difference| in grey levels) per reading.
 _READINGS = {"jpeg_grids": (0.0, 4.0), "jpeg_grids_smooth": (1.0, 0.3)}
@@ -192,23 +195,29 @@ def _grid_peaks(luma: np.ndarray, smooth: float, clip: float) -> list[list[float
     return [[round(_N / float(bins[i]), 2), round(float(score[i]), 2)] for i in keep]
 
 
-def _nearest_factor(luma: np.ndarray) -> int | None:
-    """The largest u in 2, 3, 4 whose u - 1 quietest phases of neighbour differences are near
-    zero, in both directions."""
+def nearest_shares(luma: np.ndarray) -> dict[int, float]:
+    """For u in 2, 3, 4: the mean neighbour difference at the busiest of the u - 1 quietest
+    phases (folding by u), over the mean of all; the geometric mean of both directions. Empty
+    for an image too small or flat to tell."""
     profiles = [np.abs(np.diff(luma, axis=axis)).mean(axis=1 - axis) for axis in (1, 0)]
     if min(len(p) for p in profiles) < 32 or min(p.mean() for p in profiles) < 0.5:
-        return None   # too small, or flat: no differences to repeat
-    found = None
+        return {}
+    shares = {}
     for factor in (2, 3, 4):
-        shares = []
+        found = []
         for steps in profiles:
             usable = len(steps) // factor * factor
             # All but one of the u phases quiet (folding a 2x enlargement by 4 leaves two).
             phases = np.sort(steps[:usable].reshape(-1, factor).mean(axis=0))
-            shares.append(phases[-2] / float(steps.mean()))
-        if float(np.sqrt(shares[0] * shares[1])) < NEAREST_BAR:
-            found = factor
-    return found
+            found.append(phases[-2] / float(steps.mean()))
+        shares[factor] = float(np.sqrt(found[0] * found[1]))
+    return shares
+
+
+def _nearest_factor(luma: np.ndarray) -> int | None:
+    """The largest u whose share (:func:`nearest_shares`) is under :data:`NEAREST_BAR`."""
+    return max((u for u, share in nearest_shares(luma).items() if share < NEAREST_BAR),
+               default=None)
 
 
 def grid_score(facts: Mapping[str, Any], factor: float,
