@@ -50,6 +50,7 @@ bench: install-bench
 	$(PY) bench/run.py
 	$(PY) bench/load.py
 	$(PY) -m bench.dedupe
+	$(PY) -m bench.upscale
 	$(PY) -m bench.search_latency
 	$(PY) -m bench.alerts
 	$(PY) -m bench.scale_out

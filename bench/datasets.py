@@ -256,6 +256,35 @@ def distractor_photos() -> list[Photo]:
     return photos
 
 
+def full_size_photographs(min_size: tuple[int, int]) -> list[Photo]:
+    """The wallpaper photographs as shipped (not the prepared copies), at least ``min_size``
+    (width, height) once turned landscape; for benchmarks that need camera-sized originals.
+
+    Plasma ships one picture at several sizes: only its largest file is taken. Empty, with a
+    message, when the packages cannot be fetched.
+    """
+    root = _fetch_packages(cache_folder())
+    if root is None:
+        return []
+    sources = [(f"lomiri-{p.stem}", "lomiri", p) for p in sorted((root / "usr/share/backgrounds")
+               .glob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+    for folder in sorted((root / "usr/share/wallpapers").glob("*")):
+        images = glob.glob(str(folder / "contents/images/*.jpg")) + glob.glob(
+            str(folder / "contents/images/*.png"))
+        if images:
+            largest = max(images, key=lambda p: _size_of(p)[0] * _size_of(p)[1])
+            sources.append((f"plasma-{folder.name}", "plasma", Path(largest)))
+    photos = []
+    for name, source, path in sources:
+        if name in NOT_PHOTOGRAPHS:
+            continue
+        with Image.open(path) as image:
+            long, short = max(image.size), min(image.size)
+        if long >= max(min_size) and short >= min(min_size):
+            photos.append(Photo(name, source, path))
+    return photos
+
+
 def load_photos(*, wallpapers: bool = True) -> list[Photo]:
     """Prepare (once) and return every source photograph, sorted by name.
 

@@ -259,7 +259,9 @@ def _print_result(result: SearchResult) -> None:
                 f" scale {match.extra['scale']:.2f}{', mirrored' if match.extra.get('mirror') else ''}"
             )
     if any(m.larger_than_query or m.extra.get("upscaled") for m in result.matches):
-        click.echo("  (+ larger than the query; ^ larger but only an upscale)")
+        click.echo("  (+ larger than the query; ^ an upscale of a smaller copy)")
+    if result.extra.get("query_upscaled"):
+        click.echo("  the query itself is an upscale of a smaller copy")
     copies = result.copies
     creator = next((m.creator for m in copies if m.creator), None)
     if creator:

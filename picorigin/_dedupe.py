@@ -19,8 +19,8 @@ files that pass it, when at least one does:
    content, is cropped relative to it (``query_overlap`` / ``match_overlap`` of the matches).
 
 The survivors go to :func:`picorigin._provenance.origin.likely_original`: aspect ratio most
-copies share, largest *genuine* resolution (measured detail x size, so an upscale never wins by
-size), camera EXIF, earliest sighting, least recompressed (JPEG quality from the catalog's
+copies share, largest *genuine* resolution (an upscale of a smaller copy, as its pixels show,
+counts at that copy's size, so it never wins by size), camera EXIF, earliest sighting, least recompressed (JPEG quality from the catalog's
 signals). Every reason that decided, or that the winner passed, is kept for the report.
 
 Moving copies
@@ -72,9 +72,6 @@ _MATCHES = 50
 # keeping 80 % of the area sits on the line; for cleaning, a verified match covering at least
 # this share of both images still groups as a near-duplicate.
 NEAR_DUPLICATE_SHARE = 0.75
-# A larger copy whose measured detail is below this is no evidence of more resolution: genuine
-# photos read 1.0 (soft ones 0.25-0.33), 1.5x-4x upscales 0.25-0.67 (origin's module notes).
-_SHARP = 0.75
 # A copy whose matched region covers less than this share of it holds more than the other.
 _WHOLE = 0.95
 # A region is a flat frame when this share of its pixels lie within _FLAT_LEVELS of its median.
@@ -519,7 +516,9 @@ def _best_copy(
         files[p].notes.append(f"cropped (part of {files[whole].relative})")
     for p in paths:
         record = records[ids[p]]
-        if any(origin.is_upscale(record, records[ids[q]]) for q in paths if ids[q] != ids[p]):
+        group = [records[ids[q]] for q in paths]
+        if any(origin.is_upscale(record, records[ids[q]], group) for q in paths
+               if ids[q] != ids[p]):
             files[p].notes.append("no more detail than a smaller copy")
 
     applied: list[tuple[str, str]] = []
@@ -581,37 +580,27 @@ def _file(engine: Any, root: Path, path: str, record: dict) -> DedupeFile:
 
 
 def _with_inherited_detail(candidates: list[dict], group: list[dict]) -> list[dict]:
-    """Candidates whose detail is raised to what their copies show they carry.
+    """Candidates with the resolution (``effective_side``) their copies show they carry.
 
     Of two copies one was made from the other. So the larger carries at least the detail of
-    the smaller (an upscale carries exactly its source's), and when the larger one has no more
-    detail than the smaller one's pixels (``origin.is_upscale``), the two carry the same. Both
-    rules only ever tie a copy with another, so size alone cannot decide between an upscale
-    and its source, and the later tests (camera EXIF, date, recompression) do. Without them a
-    soft original, whose detail reads low measured alone, would lose to its own half-size
-    copy, or to its 2x upscale (the measure reads at least 1/4 of any image's side). A larger
-    copy that is not sharp (detail below ``_SHARP``) is worth no more than the largest smaller
-    copy: a 2x upscale can read 0.62, just past ``is_upscale``'s 15 % margin.
+    the smaller, unless it is an upscale of it (``origin.is_upscale``: then it carries exactly
+    the smaller one's). Both rules only ever tie a copy with another, so size alone cannot
+    decide between an upscale and its source, and the later tests (camera EXIF, date,
+    recompression) do.
     """
-    effective = {id(r): origin.effective_side(r) for r in group}
+    effective = {id(r): origin.effective_side(r, group) for r in group}
 
     def area(record: dict) -> int:
         return int(record.get("width") or 0) * int(record.get("height") or 0)
 
     out = []
     for record in candidates:
-        side = max(int(record.get("width") or 0), int(record.get("height") or 0))
-        own = origin.effective_side(record)
-        smaller = [other for other in group if area(other) < area(record)]
-        if smaller and float((record.get("signals") or {}).get("detail") or 1.0) < _SHARP:
-            # Not sharp and larger: maybe an upscale of a smaller copy, worth no more than it.
-            own = min(own, max(max(int(o["width"]), int(o["height"])) for o in smaller))
         shared = [effective[id(other)] for other in group
                   if other is not record
-                  and (area(other) <= area(record) or origin.is_upscale(other, record))]
-        best = max([own, *shared])
-        signals = {**(record.get("signals") or {}), "detail": min(1.0, best / max(1, side))}
-        out.append({**record, "signals": signals, "uri": (record.get("uris") or [None])[0]})
+                  and (area(other) <= area(record) or origin.is_upscale(other, record, group))]
+        best = max([effective[id(record)], *shared])
+        out.append({**record, "effective_side": best,
+                    "uri": (record.get("uris") or [None])[0]})
     return out
 
 

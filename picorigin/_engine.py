@@ -26,7 +26,7 @@ from ._errors import NotFound, PicoriginError, StageUnavailable
 from ._ingest.analyse import Analysed, Failed, Known, analyse, decode, file_stat, working_side
 from ._ingest.pool import analyse_all
 from ._models import COPY_KINDS, KINDS, IndexReport, Match, SearchResult
-from ._provenance import origin
+from ._provenance import enlarged, origin
 from ._query import Query
 from ._settings import resolve_settings
 from ._stages import Stage, open_stages
@@ -371,11 +371,12 @@ class Engine:
                    if hit.id in records and hit.kind in wanted]  # records: not removed meanwhile
         matches.sort(key=lambda m: (KINDS.index(m.kind), -m.score, m.id))
         matches = matches[:reach]
-        likely_original = self._add_provenance(matches, records, query)
+        provenance = self._add_provenance(matches, records, query)
         matches = _results.arrange(matches, sort=sort, domain=domain,
                                    larger_only=larger_only)[:k]
-        if likely_original:
-            extra["likely_original"] = likely_original
+        if provenance.get("likely_original"):
+            extra["likely_original"] = provenance["likely_original"]
+            extra["query_upscaled"] = provenance["query_upscaled"]
         if self.stages_off and not fast:
             extra["stages_off"] = dict(self.stages_off)
         return SearchResult(
@@ -389,17 +390,19 @@ class Engine:
         )
 
     def _add_provenance(self, matches: list[Match], records: dict[int, dict[str, Any]],
-                        query: Query) -> dict[str, Any] | None:
-        """Attach pages, creator, larger/upscaled to each match; return the likely original."""
+                        query: Query) -> dict[str, Any]:
+        """Attach pages, creator, larger/upscaled to each match; return the likely original and
+        whether the query is an upscale of a copy (``origin.annotate``'s last two keys)."""
         if not matches:
-            return None
+            return {}
         facts: dict[str, Any] = {"width": query.width, "height": query.height}
-        larger = any(m.kind in COPY_KINDS and m.width * m.height > query.width * query.height
-                     for m in matches)
-        if larger and self.settings.measure_detail:
-            # Only then does it matter whether the query itself is an upscale.
-            full = query.decoded(origin.DETAIL_SIDE)
-            facts["detail"] = round(origin.compute_detail(full.image), 4)
+        side = max(query.width, query.height)
+        smaller = any(m.kind in COPY_KINDS and max(m.width, m.height) * 1.15 < side
+                      for m in matches)
+        if smaller and self.settings.measure_detail and side <= enlarged.MAX_SIDE:
+            # Only then can the query be an upscale of a copy: its own traces, at full size.
+            full = query.decoded(None)
+            facts.update(enlarged.measure(full.image), format=full.format)
         found = origin.annotate(facts, [m.to_dict() for m in matches], records)
         for match in matches:
             annotated = found["matches"].get(match.id)
@@ -408,7 +411,7 @@ class Engine:
             match.larger_than_query = annotated.pop("larger_than_query")
             match.creator = annotated.pop("creator")
             match.extra.update(annotated)  # pages, upscaled, and whatever provenance adds
-        return found["likely_original"]
+        return found
 
     def compare(
         self,

@@ -1,5 +1,6 @@
 """`picorigin search --sort/--domain/--larger-only`: the CLI orders and filters like the API."""
 
+import io
 import json
 
 from click.testing import CliRunner
@@ -12,8 +13,11 @@ from picorigin._cli import cli
 def test_sort_domain_and_larger_only(tmp_path):
     original = photo("chelsea")  # 451 x 300
     query = original.resize((300, 200), Image.Resampling.LANCZOS)
+    # Enlarged from the query's file (a lossless source would leave no trace to find).
+    enlarged = Image.open(io.BytesIO(jpeg_bytes(query, 85))).convert("RGB").resize(
+        (900, 600), Image.Resampling.BICUBIC)
     files = {"site/original.jpg": original, "site/old/smaller.jpg": original.resize((400, 266)),
-             "mirror/upscale.jpg": query.resize((900, 600), Image.Resampling.BICUBIC)}
+             "mirror/upscale.jpg": enlarged}
     for name, picture in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(jpeg_bytes(picture, 92))

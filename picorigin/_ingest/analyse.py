@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 from .. import _imaging, _stages
 from .._errors import PicoriginError
 from .._features import fingerprint
-from .._provenance import origin
+from .._provenance import enlarged, origin
 
 __all__ = [
     "BATCH",
@@ -169,17 +169,20 @@ def working_side(stages: Iterable[str]) -> int:
 
 
 def detail_signals(data: bytes, uri: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """How much real detail the image holds, and how hard it was compressed: the evidence that
-    tells a genuine larger version from an upscale, and an original from a recompressed copy."""
+    """The traces an enlargement leaves (``enlarged.measure``, on the full-size pixels) and how
+    hard the file was compressed: the evidence that tells a genuine larger version from an
+    upscale, and an original from a recompressed copy."""
+    signals: dict[str, Any] = {}
     full = _imaging.decode(
         data,
         source=uri,
-        working_side=origin.DETAIL_SIDE,
+        working_side=enlarged.MAX_SIDE,  # a larger image is reduced: then nothing is measured
         max_pixels=settings["max_pixels"],
         max_side=settings["max_side"],
         max_decode_bytes=settings["max_decode_bytes"],
     )
-    signals: dict[str, Any] = {"detail": round(origin.compute_detail(full.image), 4)}
+    if max(full.image.size) == max(full.width, full.height):
+        signals.update(enlarged.measure(full.image))
     quality = origin.jpeg_quality(data)
     if quality is not None:
         signals["jpeg_quality"] = quality

@@ -5,41 +5,28 @@ Pure functions over plain records: an image record is what ``Engine.info`` retur
 ``uri``, ``width``, ``height``, ``format``, ``byte_size``, ``metadata``, ``signals`` and
 ``locations``, each location a sighting with ``uri``, ``page_url``, ``page_title``, ``alt``,
 ``author``, ``published``, ``first_seen``, ``last_seen``, ``removed_at`` and ``rights``, the
-structured data's claims about the image). Nothing here touches
-SQLite, the network or pixels, except :func:`compute_detail` (pixels of one image, at ingest)
-and :func:`jpeg_quality` (header of one file, at ingest).
+structured data's claims about the image). Nothing here touches SQLite, the network or pixels,
+except :func:`jpeg_quality` (header of one file, at ingest); the pixel evidence of enlargement
+is :mod:`picorigin._provenance.enlarged`'s, measured at ingest into ``signals``.
 
-Detail, and why an upscale is not a larger version
---------------------------------------------------
-Enlarging a file adds pixels, not detail: everything in an image upscaled by a factor ``u``
-lives below ``1/u`` of its Nyquist frequency. :func:`compute_detail` measures that directly.
-For a scale ``k`` it shrinks the image by ``k`` and enlarges it back, and takes the energy the
-round trip loses, ``e(k)`` (the detail finer than ``1/k`` of the resolution). In a genuine
-photograph detail is spread over every scale (power falls roughly as ``1/f^2``), so
-``e(k) / e(2k)`` stays above about 0.14 at ``k`` = 1.5, rising to 0.4 at ``k`` = 4 (JPEG
-quality 30 included). In an image enlarged by ``u`` the round trip at ``k = u`` loses almost
-nothing: the ratio falls well below those (thresholds in ``_UPSCALE_RATIO``, set between the two
-populations measured on 12 scikit-image photographs and 14 variants each: bicubic, bilinear,
-Lanczos and nearest upscales by 1.5 to 4, before and after JPEG recompression at quality 50 to
-90, against originals, halves, noisy and quality-30 copies). The upscale factor is the largest
-``k`` whose ratio is below its threshold, and the detail is ``1 / k``: 1.0 for a genuine image,
-at most 0.5 for one enlarged 2x. Of 168 images, every genuine one read 1.0 except two that are
-soft throughout (the ``brick`` texture and the ``retina`` photograph read 0.25-0.33), and every
-upscale read at most its true ``1/u`` except one 1.5x bilinear upscale (read 1.0). The largest-k
-rule errs on the side of less detail: past ``u`` the ratio is the source's own ratio at ``k/u``,
-which can dip under a looser threshold, so a 2x upscale may read 0.33 or 0.25. That is harmless
-for the question asked of it, whether a larger copy is an upscale of a smaller one.
+Larger versions, and why an upscale is not one
+----------------------------------------------
+A copy is larger than another when it has more pixels; it is a larger *version* only if those
+pixels hold more of the picture, and an upscale's do not. Whether a copy holds more detail
+cannot be read from the copy alone: a macro shot with a defocused background, or a portrait,
+has as little fine detail as an enlargement, and a measure of detail per image called such
+camera originals upscales of their own reductions. So the question is asked of a pair, the
+larger copy B and a smaller copy A at hand (the query, or another copy of the result): is B an
+enlargement of a picture of A's size? B's stored traces answer it
+(:func:`picorigin._provenance.enlarged.grid_score`): the 8x8 block grid of a JPEG of A's size,
+stretched to ``8 * side(B) / side(A)`` pixels, or pixels repeated by a nearest-neighbour
+enlargement. Without such a trace B is taken as genuine: a copy smaller than the query, or one
+whose traces were never measured, is never called an upscale of it.
 
-The effective resolution of an image is ``detail * its longer side``; a version is genuinely
-larger than another only when its effective resolution exceeds the other's pixel size by 15 %.
-Only the six most textured 256-pixel tiles are measured, so the cost is bounded
-whatever the image size (30-80 ms, 12-megapixel photos included), and flat sky or a black
-border cannot fool it.
-
-The measure needs the image at (or near) full resolution: an image reduced by ``r`` before it is
-measured hides any upscale up to ``r``. :data:`DETAIL_SIDE` is the smallest longer side worth
-measuring at; the engine should decode with ``working_side=DETAIL_SIDE`` for it (the 128-pixel
-fingerprint decode is far too small).
+:func:`is_upscale` is that test for one pair (sizes within 15 % are the same resolution);
+:func:`effective_side` is the resolution a copy really carries among the copies at hand (its
+side, or the side of the smaller copy it was enlarged from); a copy is larger than the query
+when it has 10 % more pixels and carries more than the query's side.
 """
 
 from __future__ import annotations
@@ -49,14 +36,11 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-import cv2
-import numpy as np
+from picorigin._provenance import enlarged
 
 __all__ = [
     "COPY_KINDS",
-    "DETAIL_SIDE",
     "annotate",
-    "compute_detail",
     "creator",
     "effective_side",
     "group_copies",
@@ -69,101 +53,11 @@ __all__ = [
 
 COPY_KINDS = frozenset({"exact", "near_duplicate", "partial"})
 
-DETAIL_SIDE = 2048
-"""Measure detail on an image whose longer side is at least this (or its full size if smaller)."""
-
-# Thresholds on e(k)/e(2k) below which the image is taken to be enlarged by k (see module doc).
-_UPSCALE_RATIO = {1.5: 0.12, 2.0: 0.18, 2.5: 0.24, 3.0: 0.29, 4.0: 0.33}
-_TILE, _TILES, _MARGIN = 256, 3, 8
-
 # Tolerances: sizes within 15 % are "the same resolution"; dates within a day are a tie.
 _SAME_SIZE = 1.15
 _SAME_DAY = 86_400.0
 _SAME_ASPECT = 0.03
 _LARGER = 1.1             # "larger than the query": at least 10 % more pixels
-
-
-# -- per-image measures, computed at ingest ------------------------------------------------
-
-def compute_detail(image: "PIL.Image.Image") -> float:  # noqa: F821 - PIL imported lazily
-    """Fraction of an image's linear resolution that carries detail.
-
-    Parameters
-    ----------
-    image : PIL.Image.Image
-        The image at full resolution (or with its longer side at least :data:`DETAIL_SIDE`),
-        any mode.
-
-    Returns
-    -------
-    float
-        In ``(0, 1]``: ``1.0`` for a genuine image, ``1 / u`` for one enlarged by ``u``
-        (``u`` in 1.5, 2, 2.5, 3, 4). Images smaller than 48 pixels a side give ``1.0``.
-    """
-    if min(image.size) < 48:
-        return 1.0
-    tiles = _textured_tiles(image)
-    cache: dict[float, float] = {}
-
-    def loss(k: float) -> float:
-        if k not in cache:
-            # A nearest-neighbour upscale is only undone exactly by nearest at integer factors.
-            kernels = (
-                (cv2.INTER_CUBIC, cv2.INTER_NEAREST) if k in (2.0, 3.0, 4.0) else (cv2.INTER_CUBIC,)
-            )
-            cache[k] = min(_round_trip_loss(tiles, k, kernel) for kernel in kernels)
-        return cache[k]
-
-    factor = 1.0
-    for k, threshold in _UPSCALE_RATIO.items():
-        coarser = loss(2 * k)
-        if coarser > 0 and loss(k) < threshold * coarser:
-            factor = k
-    return 1.0 / factor
-
-
-def _textured_tiles(image: "PIL.Image.Image") -> list:  # noqa: F821
-    """The most textured ``_TILE``-pixel tiles, in grey (the whole image when it is small)."""
-    width, height = image.size
-    if width < 2 * _TILE or height < 2 * _TILE:
-        return [image.convert("L")]
-    # Texture judged on a 1/8 view: coarse structure marks where fine detail can be. Only
-    # the chosen tiles are converted to grey, not a whole 24-megapixel image.
-    step = 8
-    coarse = np.asarray(image.reduce(step).convert("L"), np.float32)
-    dy, dx = np.gradient(coarse)
-    energy = dx * dx + dy * dy
-    cells, cols, rows = _TILE // step, width // _TILE, height // _TILE
-    scores = energy[: rows * cells, : cols * cells].reshape(rows, cells, cols, cells).sum((1, 3))
-    best = np.argsort(scores, axis=None)[::-1][:_TILES]
-    tiles = []
-    for flat in best:
-        row, col = divmod(int(flat), cols)
-        x, y = col * _TILE, row * _TILE
-        tiles.append(image.crop((x, y, x + _TILE, y + _TILE)).convert("L"))
-    return tiles
-
-
-def _round_trip_loss(tiles: list, k: float, kernel: int) -> float:
-    """Mean squared difference between the tiles and their shrink-by-k-and-back round trip.
-
-    OpenCV rather than Pillow: area averaging down and cubic (or nearest) up are several times
-    faster than Pillow's Lanczos, and this runs a few dozen times per ingested image.
-    """
-    total, count = 0.0, 0
-    for tile in tiles:
-        pixels = np.asarray(tile)
-        height, width = pixels.shape
-        small = cv2.resize(
-            pixels, (max(4, round(width / k)), max(4, round(height / k))),
-            interpolation=cv2.INTER_AREA,
-        )
-        back = cv2.resize(small, (width, height), interpolation=kernel).astype(np.int16)
-        diff = (pixels.astype(np.int16) - back)[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN]
-        diff = diff.astype(np.int32)
-        total += float(np.einsum("ij,ij->", diff, diff))
-        count += diff.size
-    return total / max(count, 1)
 
 
 # The IJG standard luminance quantisation table (quality 50), summed.
@@ -205,26 +99,76 @@ def _pixels(record: Mapping[str, Any]) -> int:
     return int(record.get("width") or 0) * int(record.get("height") or 0)
 
 
-def effective_side(record: Mapping[str, Any]) -> float:
-    """Longer side, in pixels, of the smallest image that would carry the same detail.
+def effective_side(record: Mapping[str, Any], copies: Iterable[Mapping[str, Any]] = ()) -> float:
+    """Longer side, in pixels, of the resolution a copy really carries among ``copies``.
 
-    ``detail * longer side``; the longer side itself when no detail was measured.
+    Its own longer side, unless it is an enlargement: then the side of the smallest of
+    ``copies`` it is an upscale of (:func:`is_upscale`), or the side its own traces show it was
+    enlarged from. A record may carry ``effective_side`` already worked out (``dedupe`` lends
+    copies the detail their smaller copies show they hold): that value is used as it is.
     """
-    detail = _signal(record, "detail")
-    return _side(record) * (float(detail) if detail else 1.0)
+    if record.get("effective_side") is not None:
+        return float(record["effective_side"])
+    sides = [float(_side(record))]
+    source = enlarged.source_side(_traces(record), _side(record))
+    if source is not None:
+        sides.append(source)
+    copies = list(copies)
+    sides += [float(_side(other)) for other in copies
+              if other is not record and is_upscale(record, other, copies)]
+    return min(sides)
 
 
-def is_upscale(larger: Mapping[str, Any], smaller: Mapping[str, Any]) -> bool:
-    """Whether ``larger`` is bigger than ``smaller`` in pixels yet carries no more detail.
+def _traces(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The enlargement traces measured for a record (empty when never measured)."""
+    found = {key: _signal(record, key)
+             for key in ("jpeg_grids", "jpeg_grids_smooth", "nearest_factor")}
+    return {key: value for key, value in found.items() if value is not None}
 
-    Both are copies of one picture. ``larger`` is an upscale when its effective resolution is
-    within 15 % of ``smaller``'s pixel size. Without a detail measure for ``larger`` this
-    cannot be told, and the answer is ``False``.
+
+def is_upscale(larger: Mapping[str, Any], smaller: Mapping[str, Any],
+               copies: Iterable[Mapping[str, Any]] = ()) -> bool:
+    """Whether ``larger`` is an enlargement of a picture no bigger than ``smaller``.
+
+    Both are copies of one picture; ``copies`` are the others at hand. True only when
+    ``larger`` is over 15 % bigger (longer side) and its pixels show it
+    (:mod:`~picorigin._provenance.enlarged`): the block grid of a JPEG of ``smaller``'s size
+    at the period the two sizes predict (smoothed reading at least ``GRID_BAR``, or, for a
+    JPEG, sharp reading at least ``GRID_SHARP_BAR``), or traces of an enlargement from at most
+    ``smaller``'s size (nearest-neighbour repeats, a strong grid of any period). ``False``
+    when ``larger`` was never measured.
+
+    A reduction of a larger JPEG holds that JPEG's grid shrunk below 8 pixels, and the measure
+    can hear it beat against the reduction's own grid at a period of 8 x ``side(B)`` over
+    ``|n * side(O) - m * side(B)|``. When a copy O among ``copies`` puts such a beat at the
+    period asked about (the 1333-px reduction of a 2000-px JPEG, asked about a 666-px copy),
+    only the smoothed reading counts, and only from ``GRID_BEAT_BAR``.
     """
-    if _signal(larger, "detail") is None:
+    big, small = _side(larger), _side(smaller)
+    if small <= 0 or big <= small * _SAME_SIZE:
         return False
-    small = _side(smaller)
-    return _side(larger) > small * _SAME_SIZE and effective_side(larger) <= small * _SAME_SIZE
+    traces = _traces(larger)
+    beat = any(_beats_at(_side(other), big, small) for other in copies
+               if other is not larger and _side(other) > big * _SAME_SIZE)
+    smooth = enlarged.grid_score(traces, big / small)
+    if smooth is not None and smooth >= (enlarged.GRID_BEAT_BAR if beat else enlarged.GRID_BAR):
+        return True
+    sharp = enlarged.grid_score(traces, big / small, "jpeg_grids")
+    if not beat and sharp is not None and sharp >= enlarged.GRID_SHARP_BAR and (
+            str(larger.get("format") or "JPEG").upper() in ("JPEG", "MPO")):
+        return True
+    source = enlarged.source_side(traces, big)
+    return source is not None and source <= small * _SAME_SIZE
+
+
+def _beats_at(source: int, reduced: int, side: int) -> bool:
+    """Whether a JPEG ``source`` px long, reduced to ``reduced``, beats at ``side``'s period."""
+    for n in (1, 2):
+        ratio = n * source / reduced
+        for m in (math.floor(ratio), math.ceil(ratio)):
+            if abs(abs(n * source - m * reduced) / side - 1.0) <= 0.015:
+                return True
+    return False
 
 
 def _locations(record: Mapping[str, Any]) -> list[dict]:
@@ -501,8 +445,8 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
     (when at least one does). The test that leaves one candidate decided it.
 
     1. not cropped: its aspect ratio is the one most copies share (crops change it);
-    2. largest genuine resolution: effective resolution (detail x size) within 15 % of the best,
-       so an upscale cannot win by size;
+    2. largest genuine resolution: effective resolution (:func:`effective_side` among these
+       copies) within 15 % of the best, so an upscale cannot win by size;
     3. camera EXIF present (camera model or date taken), which re-posts usually strip;
     4. earliest sighting: page publication date or first seen, within a day of the earliest;
     5. credit and rights stated: the most claims of creator, credit, copyright and licence, in
@@ -519,7 +463,8 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
     if not records:
         return None
     aspect = _reference_aspect(records)
-    best_side = max(effective_side(r) for r in records)
+    sides = {r["id"]: effective_side(r, records) for r in records}
+    best_side = max(sides.values())
     dates = {r["id"]: _earliest(r) for r in records}
     known_dates = [d[0] for d in dates.values() if d is not None]
     first_date = min(known_dates) if known_dates else None
@@ -543,7 +488,7 @@ def likely_original(records: Iterable[Mapping[str, Any]]) -> dict | None:
         return f"earliest sighting ({date[1]})"
 
     def resolution(r: Mapping[str, Any]) -> str | None:
-        side = effective_side(r)
+        side = sides[r["id"]]
         if side * _SAME_SIZE < best_side:
             return None
         return f"largest genuine resolution ({r['width']}x{r['height']}, detail {side:.0f} px)"
@@ -604,7 +549,8 @@ def annotate(
     Parameters
     ----------
     query : dict
-        ``width``, ``height`` and, when measured, ``detail`` of the query image.
+        ``width``, ``height`` and, when measured, the query's enlargement traces
+        (:func:`picorigin._provenance.enlarged.measure`, as ``signals`` or at the top level).
     matches : list of dict
         ``Match.to_dict()`` rows (``id``, ``kind``, ...).
     records : dict
@@ -614,17 +560,21 @@ def annotate(
     -------
     dict
         ``{"matches": {id: {"pages", "creator", "rights", "larger_than_query", "upscaled"}},
-        "likely_original": {...} or None}``. Every copy (exact, near-duplicate, partial) shares
-        the pages, creator and rights claims of the whole group; ``larger_than_query`` is true only for a genuinely
-        higher-resolution version (an upscale has it false and ``upscaled`` true). A "similar"
-        match is not a copy: its pages are its own, and it is never upscaled or larger.
+        "likely_original": {...} or None, "query_upscaled": bool}``. Every copy (exact,
+        near-duplicate, partial) shares the pages, creator and rights claims of the whole group.
+        ``upscaled``: the copy is an enlargement of a smaller copy at hand, the query or another
+        match (:func:`is_upscale`; never of a query it is not larger than).
+        ``larger_than_query``: 10 % more pixels than the query and more resolution than it
+        carries (an upscale of a copy the query's size has it false). ``query_upscaled``: the
+        query is an enlargement of one of the copies. A "similar" match is not a copy: its pages
+        are its own, and it is never upscaled or larger.
     """
     copies = [records[m["id"]] for m in matches
               if m.get("kind") in COPY_KINDS and m["id"] in records]
     original = likely_original(copies)
     ordered = sorted(copies, key=lambda r: r["id"] != (original or {}).get("id"))
     group_pages, group_creator, group_rights = pages(ordered), creator(ordered), rights(ordered)
-    smaller_pool = [query, *copies]
+    pool = [query, *copies]
     out: dict[int, dict] = {}
     for match in matches:
         record = records.get(match["id"])
@@ -635,9 +585,11 @@ def annotate(
                                 "rights": rights([record]),
                                 "larger_than_query": False, "upscaled": False}
             continue
-        upscaled = any(is_upscale(record, other) for other in smaller_pool if other is not record)
-        bigger = _pixels(record) > _pixels(query) * _LARGER and not upscaled
+        upscaled = any(is_upscale(record, other, pool) for other in pool if other is not record)
+        bigger = _pixels(record) > _pixels(query) * _LARGER and (
+            not upscaled or effective_side(record, pool) > _side(query) * _SAME_SIZE)
         out[match["id"]] = {"pages": group_pages, "creator": group_creator,
                             "rights": group_rights,
                             "larger_than_query": bigger, "upscaled": upscaled}
-    return {"matches": out, "likely_original": original}
+    query_upscaled = any(is_upscale(query, record, copies) for record in copies)
+    return {"matches": out, "likely_original": original, "query_upscaled": query_upscaled}

@@ -62,7 +62,9 @@ def web(tmp_path_factory):
         "small": jpeg_bytes(small, 75),
         "recompressed": jpeg_bytes(Image.open(io.BytesIO(
             jpeg_bytes(resized(coffee, 450), 80))), 35),
-        "upscaled": jpeg_bytes(small.resize((1200, 800), Image.BICUBIC), 90),
+        # Enlarged from the small file (a lossless source would leave no trace to find).
+        "upscaled": jpeg_bytes(Image.open(io.BytesIO(jpeg_bytes(small, 75))).convert("RGB")
+                               .resize((1200, 800), Image.BICUBIC), 90),
         "crop": jpeg_bytes(coffee.crop((60, 40, 540, 360)), 85),
         "leak": jpeg_bytes(resized(coffee, 500), 60),
         "cat": jpeg_bytes(photo("chelsea"), 85),

@@ -1,16 +1,16 @@
-"""Origin analysis: detail (upscale detection), pages, creator, larger versions, likely original."""
+"""Origin analysis: larger versions and upscales, pages, creator, likely original."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
-from helpers import PHOTOS, jpeg_bytes, photo
+from helpers import jpeg_bytes, photo
 from PIL import Image
 
+from picorigin._provenance import enlarged
 from picorigin._provenance.origin import (
     annotate,
-    compute_detail,
     creator,
     effective_side,
     group_copies,
@@ -34,29 +34,6 @@ def enlarge(image: Image.Image, factor: float, kernel=Image.BICUBIC) -> Image.Im
     return image.resize((round(image.width * factor), round(image.height * factor)), kernel)
 
 
-@pytest.mark.parametrize("name", PHOTOS[:4])
-def test_genuine_photos_carry_full_detail(name):
-    image = photo(name)
-    assert compute_detail(image) == 1.0
-    assert compute_detail(halve(image)) == 1.0
-    assert compute_detail(reopen(jpeg_bytes(image, 30))) == 1.0     # compression is not upscaling
-
-
-@pytest.mark.parametrize("name", PHOTOS[:4])
-def test_upscales_carry_the_detail_of_their_source(name):
-    image = photo(name)
-    # The measure errs towards less detail past the true factor (see origin's module notes).
-    assert compute_detail(enlarge(halve(image), 2)) <= 0.5
-    assert compute_detail(reopen(jpeg_bytes(enlarge(halve(image), 2), 85))) <= 0.5
-    assert compute_detail(enlarge(halve(image), 2, Image.NEAREST)) <= 0.5
-    assert compute_detail(enlarge(image, 4, Image.LANCZOS)) == 0.25
-
-
-def test_detail_of_tiny_and_flat_images_is_full():
-    assert compute_detail(Image.new("RGB", (20, 20), "red")) == 1.0
-    assert compute_detail(Image.new("L", (600, 400), 128)) == 1.0
-
-
 def test_jpeg_quality_reads_the_quantisation_tables():
     image = photo("coffee")
     for quality in (30, 75, 95):
@@ -67,12 +44,14 @@ def test_jpeg_quality_reads_the_quantisation_tables():
     assert jpeg_quality(b"not an image") is None
 
 
-def record(id, width, height, *, detail=1.0, metadata=None, locations=(), quality=None,
+def record(id, width, height, *, traces=None, metadata=None, locations=(), quality=None,
            byte_size=10_000, uri=None):
+    """An image record; ``traces``: its enlargement traces (``enlarged.measure``'s output)."""
     return {
         "id": id, "uri": uri or f"http://x.test/{id}.jpg", "width": width, "height": height,
         "format": "JPEG", "byte_size": byte_size, "metadata": metadata or {},
-        "signals": {"detail": detail, **({"jpeg_quality": quality} if quality else {})},
+        "signals": {**(traces or {"jpeg_grids": []}),
+                    **({"jpeg_quality": quality} if quality else {})},
         "locations": list(locations),
     }
 
@@ -84,27 +63,72 @@ def seen(page, uri, first, last=None, **extra):
 
 def test_an_upscale_is_not_a_larger_version():
     image = photo("coffee")                                   # 600 x 400
-    small = halve(image)
-    measured = {
-        "original": compute_detail(image),
-        "upscale": compute_detail(reopen(jpeg_bytes(enlarge(small, 4), 90))),
+    small = reopen(jpeg_bytes(halve(image), 85))              # the query's file, decoded
+    traces = {
+        "original": enlarged.measure(reopen(jpeg_bytes(image, 95))),
+        "upscale": enlarged.measure(reopen(jpeg_bytes(enlarge(small, 4), 90))),
     }
-    original = record(1, 600, 400, detail=measured["original"])
-    upscale = record(2, 1200, 800, detail=measured["upscale"])
-    assert effective_side(original) == 600
-    assert effective_side(upscale) <= 345                    # carries the 300-px copy's detail
-    query = {"width": 300, "height": 200, "detail": 1.0}
-    assert is_upscale(upscale, query) and is_upscale(upscale, original)
-    assert not is_upscale(original, query)
+    original = record(1, 600, 400, traces=traces["original"])
+    upscale = record(2, 1200, 800, traces=traces["upscale"])
+    query = {"width": 300, "height": 200, **enlarged.measure(small)}
+    assert is_upscale(upscale, query) and not is_upscale(original, query)
+    assert is_upscale(upscale, original)   # the grid's 2nd harmonic: no more than 600 px either
+    assert effective_side(original, [query, upscale]) == 600
+    assert effective_side(upscale, [query, original]) == 300  # carries the query's detail
     both = [{"id": 1, "kind": "near_duplicate"}, {"id": 2, "kind": "near_duplicate"}]
-    out = annotate(query, both, {1: original, 2: upscale})["matches"]
+    found = annotate(query, both, {1: original, 2: upscale})
+    out = found["matches"]
     assert (out[1]["larger_than_query"], out[1]["upscaled"]) == (True, False)
     assert (out[2]["larger_than_query"], out[2]["upscaled"]) == (False, True)
+    assert found["query_upscaled"] is False
+
+
+def test_a_copy_smaller_than_the_query_is_never_its_upscale():
+    # Whatever its traces say: a copy is an upscale only of copies smaller than itself.
+    grid = {"jpeg_grids": [[16.0, 3.0]], "nearest_factor": 2}
+    small, query = record(1, 300, 200, traces=grid), {"width": 600, "height": 400}
+    assert not is_upscale(small, query)
+    assert not is_upscale(record(2, 640, 427, traces=grid), query)      # within 15 %
+    out = annotate(query, [{"id": 1, "kind": "near_duplicate"}], {1: small})
+    assert (out["matches"][1]["upscaled"], out["matches"][1]["larger_than_query"]) == (
+        False, False)
+
+
+def test_the_query_can_be_the_upscale():
+    # The query (600 px) carries the grid of a 300-px JPEG: it is an enlargement of that copy,
+    # which is not an upscale of anything; the original is larger than the query.
+    query = {"width": 600, "height": 400, "jpeg_grids": [[16.0, 1.9]]}
+    small, original = record(1, 300, 200), record(2, 1200, 800)
+    found = annotate(query, [{"id": 1, "kind": "near_duplicate"},
+                             {"id": 2, "kind": "near_duplicate"}], {1: small, 2: original})
+    assert found["query_upscaled"] is True
+    assert (found["matches"][1]["upscaled"], found["matches"][1]["larger_than_query"]) == (
+        False, False)
+    assert (found["matches"][2]["upscaled"], found["matches"][2]["larger_than_query"]) == (
+        False, True)
+
+
+def test_an_upscale_of_a_copy_larger_than_the_query_is_still_larger():
+    # 2400 px enlarged 2x from the 1200-px copy: an upscale, yet it holds more than the query.
+    query = {"width": 300, "height": 200}
+    copy, upscale = record(1, 1200, 800), record(2, 2400, 1600, traces={
+        "jpeg_grids_smooth": [[16.0, 1.0]]})
+    found = annotate(query, [{"id": 1, "kind": "near_duplicate"},
+                             {"id": 2, "kind": "near_duplicate"}], {1: copy, 2: upscale})
+    assert (found["matches"][2]["upscaled"], found["matches"][2]["larger_than_query"]) == (
+        True, True)
+    assert effective_side(upscale, [query, copy]) == 1200
+
+
+def test_unmeasured_records_make_no_upscale_claim():
+    bare = {"id": 1, "width": 1200, "height": 800, "signals": {"detail": 0.25}}
+    assert not is_upscale(bare, {"width": 300, "height": 200})
+    assert effective_side(bare) == 1200
 
 
 def test_likely_original_prefers_genuine_resolution_over_an_upscale():
     original = record(1, 600, 400, metadata={"camera": "Canon EOS 5D"})
-    upscale = record(2, 1200, 800, detail=0.25)
+    upscale = record(2, 1200, 800, traces={"jpeg_grids": [[32.0, 1.6]]})   # 4x of 300 px
     small = record(3, 300, 200)
     result = likely_original([upscale, small, original])
     assert result["id"] == 1 and result["decided_by"] == "largest genuine resolution"

@@ -120,7 +120,9 @@ SIGHTINGS = {
 
 def history_pictures() -> dict[str, "Image.Image"]:
     """The original photo and four edited copies of it, and the query: a smaller copy."""
-    from helpers import photo
+    import io
+
+    from helpers import jpeg_bytes, photo
     from PIL import Image, ImageDraw
 
     original = photo("chelsea")  # 451 x 300
@@ -134,7 +136,9 @@ def history_pictures() -> dict[str, "Image.Image"]:
         "crop": original.crop((60, 30, 360, 250)),
         "edited": edited.resize((420, 279), Image.Resampling.LANCZOS),
         "recoloured": recoloured.resize((440, 293), Image.Resampling.LANCZOS),
-        "upscale": query.resize((900, 600), Image.Resampling.BICUBIC),
+        # Enlarged from the query's file (a lossless source would leave no trace to find).
+        "upscale": Image.open(io.BytesIO(jpeg_bytes(query, 85))).convert("RGB").resize(
+            (900, 600), Image.Resampling.BICUBIC),
         "query": query,
     }
 
