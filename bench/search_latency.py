@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
                      for p in ("p50", "p90", "p99")} for kind in ("wall_ms", "cpu_ms")}
     out = {"base": args.base, "quick": args.quick, "images": len(collection),
            "queries": len(queries), "positives": sum(q["positive"] for q in queries),
-           "cpu": _cpu_model(), "summary": summary, "ratio_this_to_baseline": ratios}
+           "cpu": _cpu_model(), "cpu_flags": _cpu_flags(), "summary": summary, "ratio_this_to_baseline": ratios}
     print(json.dumps(out, indent=1))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / ("search_latency_quick.json" if args.quick else "search_latency.json")
@@ -162,6 +162,19 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def _cpu_flags() -> list[str]:
+    """The vector extensions that decide int8 speed and accuracy (the baseline's deep stage ran
+    an int8 graph: slower, and wrong, without VNNI)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return sorted(have & {"avx2", "avx512f", "avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return []
 
 
 if __name__ == "__main__":
