@@ -13,6 +13,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -167,7 +168,7 @@ class SQLiteCatalog(Catalog):
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=60,
                              isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db)
         # NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power
         # loss can roll back the last transactions, never corrupt the file.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -668,3 +669,20 @@ def _upsert_location(db: sqlite3.Connection, image_id: int, location: dict[str, 
          "file_size": location.get("file_size"), "file_mtime": location.get("file_mtime"),
          "seen": seen},
     )
+
+
+def _wal(db: sqlite3.Connection, *, seconds: float = 60.0) -> None:
+    """Switch ``db`` to WAL, waiting for other processes. The switch needs the file to itself,
+    and SQLite answers "database is locked" at once, without its busy timeout, while another
+    process opens the same new file (two ``index`` runs started together on a new folder)."""
+    deadline = time.monotonic() + seconds
+    pause = 0.01
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)

@@ -153,3 +153,31 @@ def test_a_writer_killed_at_random_moments_loses_nothing_and_the_reader_never_fa
         assert engine.stats()["index"]["fingerprints"] == 30
         assert engine.missing_signals() == {}
         _assert_all_found(engine, paths, tmp_path)
+
+
+def _open_catalog_when_released(path: str, barrier) -> None:
+    from picorigin._store.sqlite import SQLiteCatalog
+
+    barrier.wait()
+    SQLiteCatalog(Path(path)).close()
+
+
+def test_processes_opening_one_new_folder_at_once_all_open_it(tmp_path):
+    # Switching a new file to WAL needs it to itself, and SQLite refused the switch at once
+    # ("database is locked", no busy timeout) to a second process opening the same new file:
+    # two `index` runs started together on a new folder, one of them died.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failed = 0
+    for round_ in range(30):
+        path = str(tmp_path / f"{round_}.sqlite")
+        barrier = context.Barrier(4)
+        openers = [context.Process(target=_open_catalog_when_released, args=(path, barrier))
+                   for _ in range(4)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(60)
+        failed += sum(opener.exitcode != 0 for opener in openers)
+    assert failed == 0
