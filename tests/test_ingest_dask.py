@@ -62,7 +62,7 @@ def test_a_worker_killed_midway_on_the_command_line(cluster, pictures, tmp_path)
              cluster.scheduler_address], on_frame=kill_one)
         assert killed and killed[0] > 0, "no worker was killed while busy: the test proves nothing"
         client.wait_for_workers(2, timeout=60)  # the nanny replaces it, for the next tests
-    assert status == 0 and other == ""  # nothing but the bar on stderr
+    assert status == 0 and other == "", (status, other)  # nothing but the bar on stderr
     assert out.startswith(f"indexed {n}, skipped 0, failed 0 in ")
     local = run_on_a_terminal([*CLI, "index", folder, "--db", str(tmp_path / "local")])
     assert local[0] == 0 and local[1].startswith(f"indexed {n}, skipped 0, failed 0 in ")

@@ -108,21 +108,24 @@ def analyse_on_dask(
             submit(pending.pop())
         for future in finished:
             batch = running.pop(future)
-            if future.status == "finished":
-                yield from future.result()
-            else:
+            error = None
+            if future.status != "finished":
+                # Not finished any more is not failed: a result lost with its worker (killed
+                # after finishing) is computed again, and exception() waits for that.
                 try:
                     error = future.exception()
                 except Exception as cancelled:  # noqa: BLE001 - cancelled: the scheduler left
                     error = cancelled
-                if isinstance(error, distributed.KilledWorker) and len(batch) > 1:
-                    alone.extend([source] for source in batch)  # find the one that kills
-                else:
-                    reason = ("the worker died analysing this file"
-                              if isinstance(error, distributed.KilledWorker)
-                              else f"{type(error).__name__}: {error}")
-                    for source in batch:
-                        yield Failed(source, reason)
+            if error is None:
+                yield from future.result()
+            elif isinstance(error, distributed.KilledWorker) and len(batch) > 1:
+                alone.extend([source] for source in batch)  # find the one that kills
+            else:
+                reason = ("the worker died analysing this file"
+                          if isinstance(error, distributed.KilledWorker)
+                          else f"{type(error).__name__}: {error}")
+                for source in batch:
+                    yield Failed(source, reason)
             future.release()
             while len(running) < window and (alone or pending):
                 submit((alone or pending).pop())
